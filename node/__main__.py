@@ -1,0 +1,5 @@
+"""``python -m node`` is the ``forklab`` command."""
+
+from node.cli import main
+
+raise SystemExit(main())
