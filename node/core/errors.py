@@ -69,6 +69,7 @@ class ErrorCode(enum.Enum):
     BAD_TXNS_INPUTS_MISSINGORSPENT = "bad-txns-inputs-missingorspent"
     BAD_TXNS_INPUTVALUES_OUTOFRANGE = "bad-txns-inputvalues-outofrange"
     BAD_TXNS_IN_BELOWOUT = "bad-txns-in-belowout"
+    BAD_TXNS_ACCUMULATED_FEE_OUTOFRANGE = "bad-txns-accumulated-fee-outofrange"
     BAD_TXNS_PREMATURE_SPEND_OF_COINBASE = "bad-txns-premature-spend-of-coinbase"
     BAD_TXNS_NONFINAL = "bad-txns-nonfinal"
     BAD_TXNS_BIP30 = "bad-txns-BIP30"
