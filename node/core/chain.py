@@ -1,0 +1,662 @@
+"""The block index tree and the choice of the best chain, by cumulative work.
+
+Glossary
+--------
+entry
+    One :class:`BlockEntry` per known header: its place in the tree (parent, height), the work
+    of the chain ending at it, and what we know about it (:class:`BlockStatus`).
+chain work
+    Sum of :func:`~node.core.header.block_work` over the entry and all its ancestors: the
+    expected number of hashes it took to build that chain. The best chain is the one with the
+    most work, never the longest one (a long chain of easy blocks must not win).
+linked
+    The entry and all its ancestors have their block data, so the chain ending at it could be
+    connected right now (Bitcoin Core's ``nChainTx != 0``). Headers-first sync adds headers long
+    before their blocks arrive, and blocks may arrive out of order.
+candidate
+    A linked entry, not known to be invalid, with at least the work of the active tip: a chain
+    we might switch to. The best candidate has the most work; among equal work the one linked
+    first (lowest ``seq``) wins, so a node does not flip between equal tips.
+active chain
+    The chain whose blocks are connected to the UTXO set, indexed by height (:class:`ActiveChain`).
+orphan block
+    A block whose parent header is unknown; held in :class:`OrphanBlocks` until the parent
+    arrives.
+
+Headers that fail their own checks (proof of work, bits, time) never enter the tree: refusing
+them again costs nothing, and adding them would let anyone fill the index with cheap junk, as
+Bitcoin Core reasons too. A header that passed but whose block broke a rule is *marked* invalid
+(``FAILED``) and so are all its descendants (``FAILED_CHILD``), so neither is ever fetched or
+accepted again, until :meth:`BlockTree.reconsider` (``reconsiderblock``) clears them.
+
+What this module deliberately does not do: it validates nothing (the rules are in
+:mod:`node.core.validation`), touches no UTXO set and no storage. It is a pure data structure;
+:mod:`node.chainstate` drives it and persists every change it reports.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from node.core.block import Block
+from node.core.header import BlockHeader, block_work
+from node.core.params import MEDIAN_TIME_SPAN, NetworkParams
+
+
+class BlockStatus(enum.IntFlag):
+    """What is known about a block, beyond its valid header (every entry has one).
+
+    The values are stored on disk; never renumber them.
+    """
+
+    HEADER_ONLY = 0
+    HAVE_DATA = 1
+    """The block's transactions are stored and passed every check that needs no UTXO set."""
+    VALID = 2
+    """The block was connected at least once: inputs, amounts and signatures are valid."""
+    FAILED = 4
+    """The block itself broke a consensus rule."""
+    FAILED_CHILD = 8
+    """An ancestor of the block broke a consensus rule."""
+
+    @property
+    def failed(self) -> bool:
+        return bool(self & (BlockStatus.FAILED | BlockStatus.FAILED_CHILD))
+
+
+FAILED_MASK = BlockStatus.FAILED | BlockStatus.FAILED_CHILD
+
+
+class BlockEntry:
+    """One node of the block index tree.
+
+    Identity is the object: an entry exists once per hash, so entries compare and hash by
+    identity. ``status``, ``seq`` and ``linked`` change as blocks arrive and are judged; the rest
+    is fixed at creation.
+    """
+
+    __slots__ = (
+        "chain_work",
+        "children",
+        "hash",
+        "header",
+        "height",
+        "linked",
+        "parent",
+        "seq",
+        "skip",
+        "status",
+    )
+
+    def __init__(
+        self,
+        header: BlockHeader,
+        parent: BlockEntry | None,
+        *,
+        work: Callable[[int], int] = block_work,
+    ) -> None:
+        self.hash: bytes = header.hash
+        self.header = header
+        self.parent = parent
+        self.height: int = 0 if parent is None else parent.height + 1
+        self.chain_work: int = work(header.bits) + (0 if parent is None else parent.chain_work)
+        self.status = BlockStatus.HEADER_ONLY
+        self.seq: int | None = None
+        """Order in which entries became linked (first seen wins ties); None while unlinked."""
+        self.linked = False
+        self.children: list[BlockEntry] = []
+        # Bitcoin Core's skip list: a pointer to an ancestor chosen so that ``ancestor`` takes
+        # O(log n) steps, which keeps locators and fork finding cheap on long chains.
+        self.skip: BlockEntry | None = (
+            None if parent is None else parent.ancestor(_skip_height(self.height))
+        )
+
+    @property
+    def failed(self) -> bool:
+        return self.status.failed
+
+    @property
+    def has_data(self) -> bool:
+        return bool(self.status & BlockStatus.HAVE_DATA)
+
+    @property
+    def hash_hex(self) -> str:
+        return self.header.hash_hex
+
+    def ancestor(self, height: int) -> BlockEntry:
+        """The entry at ``height`` on the chain ending here (``self`` at its own height)."""
+        if not 0 <= height <= self.height:
+            raise ValueError(f"no ancestor at height {height} of a block at {self.height}")
+        walk: BlockEntry = self
+        walk_height = self.height
+        # Core's GetAncestor: take the skip pointer whenever it does not overshoot, or when the
+        # previous entry's skip would not serve better.
+        while walk_height > height:
+            skip_height = _skip_height(walk_height)
+            skip_prev = _skip_height(walk_height - 1)
+            if walk.skip is not None and (
+                skip_height == height
+                or (skip_height > height and not (skip_prev < skip_height - 2 <= height))
+            ):
+                walk = walk.skip
+                walk_height = skip_height
+            else:
+                assert walk.parent is not None
+                walk = walk.parent
+                walk_height -= 1
+        return walk
+
+    def __repr__(self) -> str:
+        return f"BlockEntry({self.hash_hex[:16]}… h={self.height} status={self.status!r})"
+
+
+def _invert_lowest_one(n: int) -> int:
+    return n & (n - 1)
+
+
+def _skip_height(height: int) -> int:
+    """Bitcoin Core's GetSkipHeight: any number works for correctness; this one is fast."""
+    if height < 2:
+        return 0
+    if height & 1:
+        return _invert_lowest_one(_invert_lowest_one(height - 1)) + 1
+    return _invert_lowest_one(height)
+
+
+def last_common_ancestor(a: BlockEntry, b: BlockEntry) -> BlockEntry:
+    """The highest entry that both ``a`` and ``b`` descend from (or are)."""
+    if a.height > b.height:
+        a = a.ancestor(b.height)
+    elif b.height > a.height:
+        b = b.ancestor(a.height)
+    while a is not b:
+        assert a.parent is not None and b.parent is not None, "entries of different trees"
+        a, b = a.parent, b.parent
+    return a
+
+
+def branch_between(fork: BlockEntry, tip: BlockEntry) -> Sequence[BlockEntry]:
+    """The entries after ``fork`` up to ``tip``, lowest first (``fork`` must be an ancestor)."""
+    path: list[BlockEntry] = []
+    walk = tip
+    while walk is not fork:
+        path.append(walk)
+        if walk.parent is None:
+            raise ValueError(f"{fork!r} is not an ancestor of {tip!r}")
+        walk = walk.parent
+    path.reverse()
+    return path
+
+
+def locator_for(entry: BlockEntry) -> list[bytes]:
+    """A block locator: hashes from ``entry`` back to genesis, dense near the tip.
+
+    The last ten heights one by one, then doubling steps, then genesis: whoever receives it
+    finds the fork point with one lookup per hash, from any fork, in O(log height) hashes.
+    """
+    hashes: list[bytes] = []
+    step = 1
+    walk = entry
+    while True:
+        hashes.append(walk.hash)
+        if walk.height == 0:
+            return hashes
+        if len(hashes) >= 10:
+            step *= 2
+        walk = walk.ancestor(max(walk.height - step, 0))
+
+
+class TipStatus(enum.Enum):
+    """The status of a branch tip, spelled as bitcoind's ``getchaintips`` spells it."""
+
+    ACTIVE = "active"
+    """The tip of the active chain."""
+    VALID_FORK = "valid-fork"
+    """Fully validated (connected once), but not on the active chain."""
+    VALID_HEADERS = "valid-headers"
+    """Every block of the branch is here, but the tip was never connected."""
+    HEADERS_ONLY = "headers-only"
+    """Some block of the branch is missing: only its headers are known."""
+    INVALID = "invalid"
+    """The branch holds a block that broke a rule."""
+
+
+@dataclass(frozen=True)
+class ChainTip:
+    """One row of ``getchaintips``."""
+
+    height: int
+    hash: bytes
+    branch_len: int
+    """Blocks from the fork point with the active chain to the tip (0 for the active tip)."""
+    status: TipStatus
+
+
+class BlockTree:
+    """Every known header in a tree rooted at genesis, with the candidates for the best chain.
+
+    Each method that changes entries returns the entries it changed, so the owner can persist
+    exactly those.
+    """
+
+    def __init__(self, genesis: BlockHeader) -> None:
+        self._work_by_bits: dict[int, int] = {}
+        root = BlockEntry(genesis, None, work=self._work)
+        root.status = BlockStatus.HAVE_DATA | BlockStatus.VALID
+        root.linked = True
+        root.seq = 0
+        self.genesis = root
+        self._index: dict[bytes, BlockEntry] = {root.hash: root}
+        self._tips: set[BlockEntry] = {root}
+        self._candidates: set[BlockEntry] = {root}
+        self._next_seq = 1
+        self._best_header = root
+
+    def _work(self, bits: int) -> int:
+        # Bits repeat for thousands of blocks; caching the big-integer division makes loading
+        # a long index from disk noticeably faster.
+        work = self._work_by_bits.get(bits)
+        if work is None:
+            work = self._work_by_bits[bits] = block_work(bits)
+        return work
+
+    # -- lookup
+
+    def get(self, block_hash: bytes) -> BlockEntry | None:
+        return self._index.get(block_hash)
+
+    def __contains__(self, block_hash: object) -> bool:
+        return block_hash in self._index
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __iter__(self) -> Iterator[BlockEntry]:
+        """Entries in the order they were added: every parent before its children."""
+        return iter(self._index.values())
+
+    @property
+    def tips(self) -> frozenset[BlockEntry]:
+        """Entries without children: the ends of every branch."""
+        return frozenset(self._tips)
+
+    @property
+    def best_header(self) -> BlockEntry:
+        """The entry with the most work that is not known invalid, data or not (first wins ties).
+
+        Headers-first sync downloads the blocks of this chain.
+        """
+        return self._best_header
+
+    # -- growth
+
+    def add_header(
+        self,
+        header: BlockHeader,
+        *,
+        status: BlockStatus = BlockStatus.HEADER_ONLY,
+        seq: int | None = None,
+    ) -> BlockEntry:
+        """Add a header whose parent is in the tree; returns its new entry.
+
+        ``status`` and ``seq`` are for entries reloaded from disk; new headers keep the defaults.
+        The caller has validated the header. An entry whose parent is failed is born failed.
+        """
+        if header.hash in self._index:
+            raise ValueError(f"block {header.hash_hex} is already in the tree")
+        parent = self._index.get(header.prev_hash)
+        if parent is None:
+            raise ValueError(f"parent of {header.hash_hex} is not in the tree")
+        entry = BlockEntry(header, parent, work=self._work)
+        entry.status = status
+        if parent.failed:
+            entry.status |= BlockStatus.FAILED_CHILD
+        self._index[entry.hash] = entry
+        parent.children.append(entry)
+        self._tips.discard(parent)
+        self._tips.add(entry)
+        if entry.has_data and parent.linked:
+            entry.linked = True
+            if seq is None:
+                seq = self._next_seq
+            entry.seq = seq
+            self._next_seq = max(self._next_seq, seq + 1)
+            if not entry.failed:
+                self._candidates.add(entry)
+        if not entry.failed and entry.chain_work > self._best_header.chain_work:
+            self._best_header = entry
+        return entry
+
+    def set_have_data(self, entry: BlockEntry) -> list[BlockEntry]:
+        """Record that ``entry``'s block is stored; returns the entries that became linked.
+
+        When the parent is linked, the entry becomes linked, and so do the descendants whose
+        blocks arrived before it (out-of-order download), in order, each with the next ``seq``.
+        """
+        entry.status |= BlockStatus.HAVE_DATA
+        if entry.parent is None or not entry.parent.linked:
+            return []
+        linked: list[BlockEntry] = []
+        queue: deque[BlockEntry] = deque([entry])
+        while queue:
+            current = queue.popleft()
+            current.linked = True
+            current.seq = self._next_seq
+            self._next_seq += 1
+            linked.append(current)
+            if not current.failed:
+                self._candidates.add(current)
+            queue.extend(c for c in current.children if c.has_data and not c.linked)
+        return linked
+
+    def clear_data(self, entry: BlockEntry) -> list[BlockEntry]:
+        """Forget that ``entry``'s block is stored (its data turned out unusable).
+
+        It and its descendants become unlinked; returns every entry changed.
+        """
+        entry.status &= ~BlockStatus.HAVE_DATA
+        changed = [entry]
+        for current in self._subtree(entry):
+            if current.linked:
+                current.linked = False
+                current.seq = None
+                self._candidates.discard(current)
+                if current is not entry:
+                    changed.append(current)
+        return changed
+
+    def mark_valid(self, entry: BlockEntry) -> None:
+        entry.status |= BlockStatus.VALID
+
+    # -- the best chain
+
+    def best_candidate(self) -> BlockEntry:
+        """The linked, not-invalid entry with the most work; the lowest ``seq`` among equals."""
+        return max(self._candidates, key=_candidate_key)
+
+    def prune_candidates(self, tip: BlockEntry) -> None:
+        """Drop candidates with less work than ``tip``: they can no longer win."""
+        self._candidates = {e for e in self._candidates if e.chain_work >= tip.chain_work}
+        self._candidates.add(tip)
+
+    def reset_candidates(self, tip: BlockEntry) -> None:
+        """Recompute the candidates from the whole tree, after the tip lost work.
+
+        Needed when the tip moves back (a block invalidated or reconsidered): blocks pruned
+        earlier may be the best choice again. Linear in the size of the tree, and rare.
+        """
+        self._candidates = {
+            e
+            for e in self._index.values()
+            if e.linked and not e.failed and e.chain_work >= tip.chain_work
+        }
+        self._candidates.add(tip)
+
+    # -- invalidity
+
+    def mark_invalid(self, entry: BlockEntry) -> list[BlockEntry]:
+        """Mark ``entry`` as breaking a rule and every descendant as its child.
+
+        Returns the entries whose status changed.
+        """
+        changed: list[BlockEntry] = []
+        for current in self._subtree(entry):
+            flag = BlockStatus.FAILED if current is entry else BlockStatus.FAILED_CHILD
+            if not current.status & flag:
+                current.status |= flag
+                changed.append(current)
+            self._candidates.discard(current)
+        if self._best_header.failed:
+            self._recompute_best_header()
+        return changed
+
+    def reconsider(self, entry: BlockEntry) -> list[BlockEntry]:
+        """Clear the invalid marks of ``entry``, its descendants and its ancestors.
+
+        bitcoind's ``reconsiderblock``: a block that really breaks a rule will simply fail
+        again when the chain tries to connect it. Returns the entries whose status changed;
+        the caller must :meth:`reset_candidates` afterwards.
+        """
+        changed: list[BlockEntry] = []
+        for current in self._subtree(entry):
+            if current.failed:
+                current.status &= ~FAILED_MASK
+                changed.append(current)
+        walk = entry.parent
+        while walk is not None:
+            if walk.failed:
+                walk.status &= ~FAILED_MASK
+                changed.append(walk)
+            walk = walk.parent
+        # Other branches below a cleared ancestor keep their FAILED_CHILD marks, as in bitcoind:
+        # reconsidering one block says nothing about its siblings.
+        self._recompute_best_header()
+        return changed
+
+    def _recompute_best_header(self) -> None:
+        best = self.genesis
+        for e in self._index.values():
+            if not e.failed and e.chain_work > best.chain_work:
+                best = e
+        self._best_header = best
+
+    def _subtree(self, entry: BlockEntry) -> Iterator[BlockEntry]:
+        """``entry`` and all its descendants, parents before children, without recursion."""
+        queue: deque[BlockEntry] = deque([entry])
+        while queue:
+            current = queue.popleft()
+            yield current
+            queue.extend(current.children)
+
+    # -- context for validating a header
+
+    def median_time_past(self, entry: BlockEntry) -> int:
+        """Median time of ``entry`` and up to ten ancestors: a new child must be later."""
+        times: list[int] = []
+        walk: BlockEntry | None = entry
+        while walk is not None and len(times) < MEDIAN_TIME_SPAN:
+            times.append(walk.header.time)
+            walk = walk.parent
+        times.sort()
+        return times[len(times) // 2]
+
+    def expected_bits(self, parent: BlockEntry, params: NetworkParams) -> int:
+        """The ``bits`` a child of ``parent`` must carry under the retarget rule."""
+        height = parent.height + 1
+        interval = params.retarget_interval
+        if interval == 0 or height % interval != 0:
+            return params.next_bits(height, parent.header.bits, 0, 0)
+        first = parent.ancestor(height - interval)
+        return params.next_bits(height, parent.header.bits, first.header.time, parent.header.time)
+
+    # -- reporting
+
+    def chain_tips(self, active: ActiveChain) -> list[ChainTip]:
+        """Every branch tip and the active tip, highest first, like bitcoind's getchaintips."""
+        tips = set(self._tips)
+        tips.add(active.tip)
+        rows = []
+        for tip in tips:
+            branch_len = tip.height - active.fork_point(tip).height
+            rows.append(ChainTip(tip.height, tip.hash, branch_len, _tip_status(tip, active)))
+        rows.sort(key=lambda r: (-r.height, r.branch_len, r.hash))
+        return rows
+
+    def missing_blocks(
+        self, target: BlockEntry, active: ActiveChain, limit: int
+    ) -> list[BlockEntry]:
+        """Up to ``limit`` entries without data on the way from the active chain to ``target``.
+
+        Lowest first: what headers-first sync should download next to reach ``target``.
+        """
+        fork = active.fork_point(target)
+        path: list[BlockEntry] = []
+        walk = target
+        while walk is not fork:
+            if not walk.has_data:
+                path.append(walk)
+            assert walk.parent is not None
+            walk = walk.parent
+        path.reverse()
+        return path[:limit]
+
+
+def _candidate_key(entry: BlockEntry) -> tuple[int, int]:
+    assert entry.seq is not None, "candidates are linked"
+    return entry.chain_work, -entry.seq
+
+
+def _tip_status(tip: BlockEntry, active: ActiveChain) -> TipStatus:
+    if tip in active:
+        return TipStatus.ACTIVE
+    if tip.failed:
+        return TipStatus.INVALID
+    if not tip.linked:
+        return TipStatus.HEADERS_ONLY
+    if tip.status & BlockStatus.VALID:
+        return TipStatus.VALID_FORK
+    return TipStatus.VALID_HEADERS
+
+
+class ActiveChain:
+    """The connected chain as a list indexed by height, from genesis to the tip."""
+
+    def __init__(self, tree: BlockTree) -> None:
+        self._tree = tree
+        self._entries: list[BlockEntry] = [tree.genesis]
+
+    @property
+    def tip(self) -> BlockEntry:
+        return self._entries[-1]
+
+    @property
+    def height(self) -> int:
+        return len(self._entries) - 1
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getitem__(self, height: int) -> BlockEntry:
+        if not 0 <= height < len(self._entries):
+            raise IndexError(f"no active block at height {height}")
+        return self._entries[height]
+
+    def get(self, height: int) -> BlockEntry | None:
+        return self._entries[height] if 0 <= height < len(self._entries) else None
+
+    def __contains__(self, entry: object) -> bool:
+        if not isinstance(entry, BlockEntry):
+            return False
+        return entry.height < len(self._entries) and self._entries[entry.height] is entry
+
+    def __iter__(self) -> Iterator[BlockEntry]:
+        return iter(self._entries)
+
+    def next(self, entry: BlockEntry) -> BlockEntry | None:
+        """The active block after ``entry``, if ``entry`` is active and not the tip."""
+        if entry not in self:
+            return None
+        return self.get(entry.height + 1)
+
+    def set_tip(self, entry: BlockEntry) -> None:
+        """Make ``entry`` the tip: drop the blocks past the fork point, append the new branch."""
+        branch: list[BlockEntry] = []
+        walk: BlockEntry | None = entry
+        while walk is not None and walk not in self:
+            branch.append(walk)
+            walk = walk.parent
+        if walk is None:
+            raise ValueError(f"{entry!r} is not in this chain's tree")
+        del self._entries[walk.height + 1 :]
+        self._entries.extend(reversed(branch))
+
+    def fork_point(self, entry: BlockEntry) -> BlockEntry:
+        """The highest active entry that ``entry`` descends from (``entry`` itself if active)."""
+        if entry.height > self.height:
+            entry = entry.ancestor(self.height)
+        while entry not in self:
+            assert entry.parent is not None, "genesis is always active"
+            entry = entry.parent
+        return entry
+
+    def locator(self) -> list[bytes]:
+        return locator_for(self.tip)
+
+    def find_fork(self, locator: Iterable[bytes]) -> BlockEntry:
+        """The first locator hash on the active chain: where a peer's chain meets ours.
+
+        Genesis when none is (every peer of the network shares it).
+        """
+        for block_hash in locator:
+            entry = self._tree.get(block_hash)
+            if entry is not None and entry in self:
+                return entry
+        return self._entries[0]
+
+
+class OrphanBlocks:
+    """Blocks whose parent is unknown, held until it arrives; bounded, oldest evicted first.
+
+    Bounded by count and by total encoded size, so a peer sending orphans cannot exhaust
+    memory; a block evicted by mistake is simply fetched again later.
+    """
+
+    def __init__(self, max_blocks: int = 100, max_bytes: int = 32_000_000) -> None:
+        self.max_blocks = max_blocks
+        self.max_bytes = max_bytes
+        self._blocks: OrderedDict[bytes, Block] = OrderedDict()
+        self._by_parent: dict[bytes, list[bytes]] = {}
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._blocks)
+
+    def __contains__(self, block_hash: object) -> bool:
+        return block_hash in self._blocks
+
+    @property
+    def total_bytes(self) -> int:
+        return self._bytes
+
+    def add(self, block: Block) -> list[bytes]:
+        """Hold ``block``; returns the hashes evicted to stay within bounds."""
+        if block.hash in self._blocks:
+            return []
+        self._blocks[block.hash] = block
+        self._by_parent.setdefault(block.header.prev_hash, []).append(block.hash)
+        self._bytes += block.size
+        evicted: list[bytes] = []
+        while len(self._blocks) > self.max_blocks or self._bytes > self.max_bytes:
+            oldest = next(iter(self._blocks))
+            self._remove(oldest)
+            evicted.append(oldest)
+        return evicted
+
+    def pop_children(self, parent_hash: bytes) -> list[Block]:
+        """Remove and return the orphans whose parent is ``parent_hash``, oldest first."""
+        hashes = self._by_parent.get(parent_hash, [])
+        return [self._remove(h) for h in list(hashes)]
+
+    def root_parent(self, block_hash: bytes) -> bytes:
+        """The missing parent at the bottom of the orphan chain above ``block_hash``.
+
+        What to ask peers for: fetching it lets every held descendant connect.
+        """
+        seen = set()
+        walk = block_hash
+        while walk in self._blocks and walk not in seen:
+            seen.add(walk)
+            walk = self._blocks[walk].header.prev_hash
+        return walk
+
+    def _remove(self, block_hash: bytes) -> Block:
+        block = self._blocks.pop(block_hash)
+        self._bytes -= block.size
+        siblings = self._by_parent[block.header.prev_hash]
+        siblings.remove(block_hash)
+        if not siblings:
+            del self._by_parent[block.header.prev_hash]
+        return block
