@@ -45,7 +45,6 @@ def unpack_canonical(data: bytes, *, max_size: int, what: str) -> Any:
             raw=False,
             use_list=True,
             strict_map_key=True,
-            max_buffer_size=max_size,
             max_bin_len=max_size,
             max_str_len=max_size,
             max_array_len=max_size,
