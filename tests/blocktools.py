@@ -31,6 +31,7 @@ import functools
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from node.core.address import hash160
 from node.core.block import Block
@@ -38,8 +39,17 @@ from node.core.crypto import PrivateKey
 from node.core.header import BlockHeader, bits_to_target, hash_meets_target
 from node.core.merkle import merkle_root as compute_merkle_root
 from node.core.params import MEDIAN_TIME_SPAN, REGTEST, NetworkParams
-from node.core.tx import OutPoint, Transaction, TxIn, TxOut, make_coinbase
-from node.core.utxo import BlockUndo, CoinsCache
+from node.core.tx import (
+    MAX_MONEY,
+    MAX_SIGNATURE_FIELD,
+    PUBKEY_HASH_SIZE,
+    OutPoint,
+    Transaction,
+    TxIn,
+    TxOut,
+    make_coinbase,
+)
+from node.core.utxo import BlockUndo, Coin, CoinsCache
 from node.core.validation import (
     SignatureCache,
     check_block,
@@ -366,3 +376,47 @@ class ChainBuilder:
         for ancestor in self.branch(name):
             self.full_check(ancestor, view)
         return view
+
+
+# -- hypothesis strategies for every encoded object (any values the decoders accept)
+
+
+def _strategies() -> SimpleNamespace:
+    from hypothesis import strategies as st
+
+    u32 = st.integers(0, 0xFFFFFFFF)
+    hash32 = st.binary(min_size=32, max_size=32)
+    pubkey_hash = st.binary(min_size=PUBKEY_HASH_SIZE, max_size=PUBKEY_HASH_SIZE)
+    outpoints = st.builds(OutPoint, hash32, u32)
+    txins = st.builds(
+        TxIn,
+        outpoints,
+        st.binary(max_size=MAX_SIGNATURE_FIELD),
+        st.one_of(st.just(b""), st.binary(min_size=33, max_size=33), st.binary(max_size=33)),
+    )
+    txouts = st.builds(TxOut, st.integers(0, MAX_MONEY), pubkey_hash)
+    transactions = st.builds(
+        Transaction,
+        u32,
+        st.lists(txins, max_size=4).map(tuple),
+        st.lists(txouts, max_size=4).map(tuple),
+        u32,
+    )
+    headers = st.builds(BlockHeader, u32, hash32, hash32, u32, u32, u32)
+    blocks = st.builds(Block, headers, st.lists(transactions, max_size=3).map(tuple))
+    coins = st.builds(Coin, st.integers(0, MAX_MONEY), pubkey_hash, u32, st.booleans())
+    undos = st.builds(BlockUndo, st.lists(st.tuples(outpoints, coins), max_size=5).map(tuple))
+    return SimpleNamespace(
+        outpoints=outpoints,
+        txins=txins,
+        txouts=txouts,
+        transactions=transactions,
+        headers=headers,
+        blocks=blocks,
+        coins=coins,
+        undos=undos,
+    )
+
+
+strategies = _strategies()
+"""``strategies.transactions``, ``.blocks``, ``.headers``, ``.coins``, ``.undos`` and parts."""
