@@ -34,7 +34,7 @@ class TransportError(Exception):
     """A connection could not be made or broke (not a protocol fault of the peer)."""
 
 
-class ConnectionClosed(TransportError):
+class ConnectionClosed(TransportError):  # noqa: N818 (the name websockets and aiohttp users know)
     """The connection is closed; no more frames will arrive."""
 
 
@@ -147,7 +147,8 @@ def real_runtime(seed: int | None = None, *, max_frame: int | None = None) -> Ru
 
     ``seed`` makes the node's own choices (peer selection, nonces) repeatable, never its keys.
     """
-    from node.p2p.transport import WebSocketTransport
+    # Imported here: node.p2p.transport implements the protocols above and imports this module.
+    from node.p2p.transport import WebSocketTransport  # noqa: PLC0415
 
     rng: random.Random = random.SystemRandom() if seed is None else random.Random(seed)
     kwargs = {} if max_frame is None else {"max_frame": max_frame}

@@ -125,7 +125,10 @@ class NetworkParams:
 
     @cached_property
     def supply_cap(self) -> int:
-        """The hard cap: every subsidy the schedule will ever pay (the genesis output is unspendable)."""
+        """The hard cap: every subsidy the schedule will ever pay.
+
+        The genesis output is not counted: as in Bitcoin, it can never be spent.
+        """
         return self.supply_at(self.halving_interval * MAX_HALVINGS)
 
     def next_bits(self, height: int, parent_bits: int, first_time: int, last_time: int) -> int:
