@@ -407,13 +407,11 @@ class ChainState:
                 try:
                     self._connect(entry)
                 except RuleError as exc:
+                    # Every fault found here is the block's own, whatever its code: the merkle
+                    # root was checked without mutation, so these are the transactions its
+                    # header commits to.
                     self._failures[entry.hash] = exc
-                    if exc.code.marks_invalid:
-                        self._mark_invalid(entry)
-                    else:
-                        # Not provably the block's own fault: forget the data, keep the header,
-                        # so a good copy can still be accepted.
-                        self.store.delete_block(entry.hash, self.tree.clear_data(entry))
+                    self._mark_invalid(entry)
                     break
         self.tree.prune_candidates(self.active.tip)
 

@@ -352,22 +352,6 @@ class BlockTree:
             queue.extend(c for c in current.children if c.has_data and not c.linked)
         return linked
 
-    def clear_data(self, entry: BlockEntry) -> list[BlockEntry]:
-        """Forget that ``entry``'s block is stored (its data turned out unusable).
-
-        It and its descendants become unlinked; returns every entry changed.
-        """
-        entry.status &= ~BlockStatus.HAVE_DATA
-        changed = [entry]
-        for current in self._subtree(entry):
-            if current.linked:
-                current.linked = False
-                current.seq = None
-                self._candidates.discard(current)
-                if current is not entry:
-                    changed.append(current)
-        return changed
-
     def mark_valid(self, entry: BlockEntry) -> None:
         entry.status |= BlockStatus.VALID
 

@@ -279,13 +279,6 @@ class ChainStore:
             )
             conn.executemany(_SAVE_ENTRY, rows)
 
-    def delete_block(self, block_hash: bytes, entries: Iterable[BlockEntry]) -> None:
-        """Forget a block's data (it turned out unusable), with the entries that changed."""
-        rows = [_entry_row(e) for e in entries]
-        with self._writing(f"delete block {hash_hex(block_hash)}") as conn:
-            conn.execute("DELETE FROM blocks WHERE hash = ?", (block_hash,))
-            conn.executemany(_SAVE_ENTRY, rows)
-
     def get_block(self, block_hash: bytes) -> Block | None:
         with self._reading("read a block"):
             row = self._conn.execute(
