@@ -83,9 +83,7 @@ class Spendable:
 
 def outputs_of(tx: Transaction, owner: PrivateKey) -> list[Spendable]:
     """Every output of ``tx`` as a Spendable owned by ``owner`` (who must own them all)."""
-    return [
-        Spendable(OutPoint(tx.txid, n), out.value, owner) for n, out in enumerate(tx.outputs)
-    ]
+    return [Spendable(OutPoint(tx.txid, n), out.value, owner) for n, out in enumerate(tx.outputs)]
 
 
 def sign(tx: Transaction, keys: Sequence[PrivateKey], params: NetworkParams) -> Transaction:
@@ -168,13 +166,6 @@ def make_block(
     return Block(solve(header, valid=mine), tuple(txs))
 
 
-
-def remake(block: Block, *, mine: bool = True, **header_fields: int | bytes) -> Block:
-    """``block`` with header fields changed and mined again (its transactions untouched)."""
-    header = dataclasses.replace(block.header, nonce=0, **header_fields)  # type: ignore[arg-type]
-    return Block(solve(header, valid=mine), block.transactions)
-
-
 # -- named chains
 
 
@@ -185,9 +176,7 @@ class ChainBuilder:
     case grow its own branches from a shared prefix.
     """
 
-    def __init__(
-        self, params: NetworkParams = REGTEST, *, miner: PrivateKey | None = None
-    ) -> None:
+    def __init__(self, params: NetworkParams = REGTEST, *, miner: PrivateKey | None = None) -> None:
         self.params = params
         self.miner = miner if miner is not None else key("miner")
         genesis = params.genesis
