@@ -88,6 +88,10 @@ class UtxoView(Protocol):
         ...
 
 
+_UNKNOWN = object()
+"""Marks "not in this dict" where None already means "no coin"."""
+
+
 class _EmptyView:
     def get_coin(self, outpoint: OutPoint) -> Coin | None:
         return None
@@ -124,18 +128,14 @@ class CoinsCache(UtxoView):
         self._entries: dict[OutPoint, Coin | None] = {}
 
     def get_coin(self, outpoint: OutPoint) -> Coin | None:
-        entries = self._entries
-        if outpoint in entries:
-            return entries[outpoint]
-        return self._from_base(outpoint)
-
-    def _from_base(self, outpoint: OutPoint) -> Coin | None:
-        seen = self._base_seen
-        if outpoint in seen:
-            return seen[outpoint]
-        coin = self._base.get_coin(outpoint)
-        seen[outpoint] = coin
-        return coin
+        # One dict probe per level: hashing an OutPoint is a Python call, and this is the
+        # innermost loop of block validation.
+        coin = self._entries.get(outpoint, _UNKNOWN)
+        if coin is _UNKNOWN:
+            coin = self._base_seen.get(outpoint, _UNKNOWN)
+            if coin is _UNKNOWN:
+                coin = self._base_seen[outpoint] = self._base.get_coin(outpoint)
+        return coin  # type: ignore[return-value]
 
     def add_coin(self, outpoint: OutPoint, coin: Coin) -> None:
         """Create ``coin`` at ``outpoint``, which must not hold an unspent coin.
