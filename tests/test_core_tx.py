@@ -52,6 +52,11 @@ TX = Transaction(
 # -- encoding and txid
 
 
+def bin8(payload: bytes) -> bytes:
+    """msgpack's bin 8: 0xc4, a one-byte length, the bytes."""
+    return b"\xc4" + bytes([len(payload)]) + payload
+
+
 def test_encoding_is_the_documented_table_byte_for_byte() -> None:
     tx = Transaction(
         1,
@@ -64,14 +69,14 @@ def test_encoding_is_the_documented_table_byte_for_byte() -> None:
         + b"\x01"  # version 1 (positive fixint)
         + b"\x91"  # one input
         + b"\x94"  # [prev_txid, prev_index, signature, pubkey]
-        + b"\xc4\x20" + b"\xaa" * 32  # bin8 of 32 bytes
+        + bin8(b"\xaa" * 32)
         + b"\xcd\x01\x2c"  # uint16 300
-        + b"\xc4\x40" + b"\x01" * 64  # bin8 of 64 bytes
-        + b"\xc4\x21" + b"\x02" * 33  # bin8 of 33 bytes
+        + bin8(b"\x01" * 64)
+        + bin8(b"\x02" * 33)
         + b"\x91"  # one output
         + b"\x92"  # [value, pubkey_hash]
         + b"\xce\x05\xf5\xe1\x00"  # uint32 100,000,000
-        + b"\xc4\x14" + b"\x03" * 20  # bin8 of 20 bytes
+        + bin8(b"\x03" * 20)
         + b"\x07"  # locktime 7
     )
     assert tx.serialize() == expected
