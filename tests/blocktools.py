@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -221,7 +220,8 @@ class ChainBuilder:
             times.append(self.blocks[ancestor].header.time)
             if len(times) == MEDIAN_TIME_SPAN:
                 break
-        return int(statistics.median_low(sorted(times)))
+        # Bitcoin's GetMedianTimePast: the upper median when there are fewer than 11 and even.
+        return sorted(times)[len(times) // 2]
 
     def expected_bits(self, parent: str) -> int:
         """The ``bits`` a child of ``parent`` must carry under the network's retarget rule."""
