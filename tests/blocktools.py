@@ -321,7 +321,7 @@ class ChainBuilder:
 
     def extend(self, count: int, *, prefix: str = "b", parent: str | None = None) -> list[str]:
         """``count`` blocks of coinbase only, named ``{prefix}{height}``; returns the names."""
-        names = []
+        names: list[str] = []
         for _ in range(count):
             tip = parent if parent is not None and not names else self.tip
             name = f"{prefix}{self.heights[tip] + 1}"

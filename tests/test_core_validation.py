@@ -124,9 +124,17 @@ def unsigned(coins: list[Spendable], outputs: list[TxOut], locktime: int = 0) ->
     return Transaction(1, tuple(TxIn(c.outpoint) for c in coins), tuple(outputs), locktime)
 
 
-def with_input(tx: Transaction, n: int, **changes: bytes) -> Transaction:
+def with_input(
+    tx: Transaction, n: int, *, signature: bytes | None = None, pubkey: bytes | None = None
+) -> Transaction:
+    """``tx`` with input ``n``'s signature or public key replaced (nothing re-signed)."""
+    txin = tx.inputs[n]
     inputs = list(tx.inputs)
-    inputs[n] = dataclasses.replace(inputs[n], **changes)
+    inputs[n] = TxIn(
+        txin.prevout,
+        txin.signature if signature is None else signature,
+        txin.pubkey if pubkey is None else pubkey,
+    )
     return dataclasses.replace(tx, inputs=tuple(inputs))
 
 
