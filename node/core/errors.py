@@ -81,6 +81,7 @@ class ErrorCode(enum.Enum):
     TXN_MEMPOOL_CONFLICT = "txn-mempool-conflict"
     MEMPOOL_FULL = "mempool-full"
     MIN_RELAY_FEE_NOT_MET = "min-relay-fee-not-met"
+    TOO_LONG_MEMPOOL_CHAIN = "too-long-mempool-chain"
     COINBASE = "coinbase"
     TX_SIZE = "tx-size"
 
@@ -107,6 +108,7 @@ _POLICY_CODES = frozenset(
         ErrorCode.TXN_MEMPOOL_CONFLICT,
         ErrorCode.MEMPOOL_FULL,
         ErrorCode.MIN_RELAY_FEE_NOT_MET,
+        ErrorCode.TOO_LONG_MEMPOOL_CHAIN,
         ErrorCode.COINBASE,
         ErrorCode.TX_SIZE,
     }
