@@ -226,29 +226,16 @@ class ChainStore:
         One scan of ``block_index`` in insertion order; linear in the number of headers.
         """
         genesis = self.params.genesis
-        tree = BlockTree(genesis.header)
         with self._reading("load the block index"):
             rows = self._conn.execute(
                 "SELECT hash, header, status, seq FROM block_index ORDER BY rowid"
-            )
-            first = True
-            for block_hash, raw, status, seq in rows:
-                if first:
-                    first = False
-                    if block_hash != genesis.hash:
-                        raise StoreError(f"{self._name}: the block index does not start at genesis")
-                    continue
-                try:
-                    header = BlockHeader.deserialize(raw)
-                except (DecodeError, ValueError) as exc:
-                    raise StoreError(f"{self._name}: corrupt header row: {exc}") from exc
-                # The stored hash saves recomputing SHA-256d for every header on every start;
-                # BlockHeader caches its hash the same way, in its instance dict.
-                header.__dict__["hash"] = block_hash
-                try:
-                    tree.add_header(header, status=BlockStatus(status), seq=seq)
-                except ValueError as exc:
-                    raise StoreError(f"{self._name}: corrupt block index: {exc}") from exc
+            ).fetchall()
+        if not rows or rows[0][0] != genesis.hash:
+            raise StoreError(f"{self._name}: the block index does not start at genesis")
+        try:
+            tree = BlockTree.restore(genesis.header, _index_rows(rows[1:]))
+        except (DecodeError, ValueError) as exc:
+            raise StoreError(f"{self._name}: corrupt block index: {exc}") from exc
         tip = tree.get(self.tip_hash())
         if tip is None:
             raise StoreError(f"{self._name}: the recorded tip is not in the block index")
@@ -437,6 +424,15 @@ class ChainStore:
             if isinstance(exc, sqlite3.Error):
                 raise StoreError(f"{self._name}: {what}: {exc}") from exc
             raise
+
+
+def _index_rows(rows: list[Any]) -> Iterator[tuple[BlockHeader, int, int | None]]:
+    for block_hash, raw, status, seq in rows:
+        header = BlockHeader.deserialize(raw)
+        # The stored hash saves a SHA-256d per header on every start; BlockHeader caches its
+        # hash the same way, in its instance dict. verify() re-hashes what it reads.
+        header.__dict__["hash"] = bytes(block_hash)
+        yield header, status, seq
 
 
 def _entry_row(entry: BlockEntry) -> tuple[Any, ...]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from node.core.chain import BlockEntry
 from node.core.errors import StoreError
-from node.core.hashing import hash_hex
+from node.core.hashing import hash_hex, sha256d
 from node.core.tx import OutPoint
 from node.core.utxo import Coin
 from node.store.sqlite import ChainStore
@@ -94,6 +94,8 @@ def verify_store(store: ChainStore, active: Sequence[BlockEntry]) -> VerifyRepor
             f"the stored tip {hash_hex(store.tip_hash())} is not the active tip {tip.hash_hex}"
         )
     for entry in active[1:]:
+        if sha256d(entry.header.serialize()) != entry.hash:
+            problems.append(f"the index entry at height {entry.height} does not hash to its key")
         try:
             block = store.get_block(entry.hash)
             undo = store.get_undo(entry.hash)
