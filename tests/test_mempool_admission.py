@@ -18,6 +18,9 @@ from blocktools import ChainBuilder, Spendable, key, outputs_of, pkh, spend
 
 from node.core.errors import ErrorCode, RuleError, RuleKind
 from node.core.mempool import (
+    MAX_ANCESTORS,
+    MAX_DESCENDANTS,
+    MAX_PACKAGE_SIZE,
     MAX_STANDARD_TX_SIZE,
     MEMPOOL_HEIGHT,
     Mempool,
@@ -151,6 +154,53 @@ def _overspend(chain: ChainBuilder, pool: Mempool, view: CoinsCache) -> Transact
     return chain.spend([coin], [TxOut(coin.value + 1, pkh(key("x")))])
 
 
+def _chain_too_long(chain: ChainBuilder, pool: Mempool, view: CoinsCache) -> Transaction:
+    tx = chain.spend([chain.coinbase_of("b1")], fee=FEE)
+    for _ in range(MAX_ANCESTORS):
+        pool.accept(tx, view, NEXT)
+        tx = spend(outputs_of(tx, chain.miner), fee=FEE)
+    return tx  # the 26th link
+
+
+def _too_many_descendants(chain: ChainBuilder, pool: Mempool, view: CoinsCache) -> Transaction:
+    parent = chain.spend([chain.coinbase_of("b1")], [TxOut(10**8, pkh(chain.miner))] * 30)
+    pool.accept(parent, view, NEXT)
+    outputs = outputs_of(parent, chain.miner)
+    for coin in outputs[: MAX_DESCENDANTS - 1]:
+        pool.accept(spend([coin], fee=FEE), view, NEXT)
+    return spend([outputs[MAX_DESCENDANTS - 1]], fee=FEE)  # the parent's 25th descendant
+
+
+def _package_too_large(chain: ChainBuilder, pool: Mempool, view: CoinsCache) -> Transaction:
+    # Two parents of just over half the limit each: neither has too much below it, but a
+    # transaction merging them has too much above it.
+    parents = []
+    for block in ("b1", "b2"):
+        many = [TxOut(1_000, pkh(key("x")))] * (MAX_PACKAGE_SIZE // 2 // 25)
+        change = TxOut(50 * 10**8 - 1_000 * len(many) - 100 * FEE, pkh(chain.miner))
+        parent = chain.spend([chain.coinbase_of(block)], [*many, change])
+        pool.accept(parent, view, NEXT)
+        parents.append(parent)
+    merge = spend([outputs_of(p, chain.miner)[-1] for p in parents], fee=FEE)
+    assert sum(p.size for p in parents) + merge.size > MAX_PACKAGE_SIZE
+    assert all(p.size + merge.size <= MAX_PACKAGE_SIZE for p in parents)
+    return merge
+
+
+def _descendants_too_large(chain: ChainBuilder, pool: Mempool, view: CoinsCache) -> Transaction:
+    # Two children of just over half the limit each under one small parent: the second has
+    # little above it, but the parent would have too much below it.
+    parent = chain.spend([chain.coinbase_of("b1")], [TxOut(20 * 10**8, pkh(chain.miner))] * 2)
+    pool.accept(parent, view, NEXT)
+    children = [
+        spend([coin], [TxOut(1_000, pkh(key("x")))] * (MAX_PACKAGE_SIZE // 2 // 25), fee=0)
+        for coin in outputs_of(parent, chain.miner)
+    ]
+    pool.accept(children[0], view, NEXT)
+    assert parent.size + children[1].size <= MAX_PACKAGE_SIZE
+    return children[1]
+
+
 REFUSALS = [
     Refusal("a coinbase", ErrorCode.COINBASE, _coinbase),
     Refusal("already in the pool", ErrorCode.TXN_ALREADY_IN_MEMPOOL, _duplicate),
@@ -170,6 +220,12 @@ REFUSALS = [
     ),
     Refusal("pays no fee", ErrorCode.MIN_RELAY_FEE_NOT_MET, _no_fee),
     Refusal("pays one unit too little", ErrorCode.MIN_RELAY_FEE_NOT_MET, _fee_one_short),
+    Refusal("the 26th link of a chain", ErrorCode.TOO_LONG_MEMPOOL_CHAIN, _chain_too_long),
+    Refusal(
+        "a 25th descendant of one parent", ErrorCode.TOO_LONG_MEMPOOL_CHAIN, _too_many_descendants
+    ),
+    Refusal("ancestors over 101 kB", ErrorCode.TOO_LONG_MEMPOOL_CHAIN, _package_too_large),
+    Refusal("descendants over 101 kB", ErrorCode.TOO_LONG_MEMPOOL_CHAIN, _descendants_too_large),
     Refusal("a bad signature", ErrorCode.BAD_TXNS_SIGNATURE, _bad_signature),
     Refusal("signed by another key", ErrorCode.BAD_TXNS_PUBKEY_MISMATCH, _wrong_key),
     Refusal("outputs exceed inputs", ErrorCode.BAD_TXNS_IN_BELOWOUT, _overspend),
@@ -197,6 +253,7 @@ def test_policy_codes_are_policy_and_consensus_codes_are_consensus() -> None:
         ErrorCode.TXN_MEMPOOL_CONFLICT,
         ErrorCode.TXN_ALREADY_KNOWN,
         ErrorCode.MIN_RELAY_FEE_NOT_MET,
+        ErrorCode.TOO_LONG_MEMPOOL_CHAIN,
     }
     for case in REFUSALS:
         expected = RuleKind.POLICY if case.code in policy else RuleKind.CONSENSUS

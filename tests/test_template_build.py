@@ -12,7 +12,7 @@ import dataclasses
 import struct
 
 import pytest
-from blocktools import ChainBuilder, key, outputs_of, pkh, solve, spend
+from blocktools import ChainBuilder, Spendable, key, outputs_of, pkh, solve, spend
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -32,7 +32,7 @@ from node.core.template import (
     build_template,
     coinbase_merkle_branch,
 )
-from node.core.tx import Transaction, TxOut
+from node.core.tx import COIN, OutPoint, Transaction, TxOut
 from node.core.utxo import CoinsCache
 from node.core.validation import (
     check_block,
@@ -242,6 +242,28 @@ def test_packages_rank_by_ancestor_fee_rate_and_parents_come_first(
         middling.txid,
         low.txid,
     ]
+
+
+def test_a_package_is_rescored_once_an_ancestor_is_in(
+    chain: ChainBuilder, pool: Mempool, view: CoinsCache
+) -> None:
+    """Once the parent is in (with its best child), the other child stands on its own fee."""
+    size = chain.spend([chain.coinbase_of("b1")], fee=1).size
+    parent = chain.spend(
+        [chain.coinbase_of("b1")], [TxOut(20 * COIN, PAYOUT), TxOut(30 * COIN - 30 * size, PAYOUT)]
+    )
+    rich, poor = (
+        spend(
+            [Spendable(OutPoint(parent.txid, n), parent.outputs[n].value, key("pool operator"))],
+            fee=fee,
+        )
+        for n, fee in ((0, 40 * size), (1, size))
+    )
+    middling = chain.spend([chain.coinbase_of("b2")], fee=10 * size)
+    for tx in (parent, rich, poor, middling):
+        pool.accept(tx, view, HEIGHT)
+    order = [t.txid for t in template_for(chain, pool).transactions]
+    assert order == [parent.txid, rich.txid, middling.txid, poor.txid]
 
 
 def test_equal_fee_rates_go_in_the_order_seen(

@@ -21,6 +21,9 @@ reason                          rule
 ``txn-already-known``           its inputs are gone and its outputs are in the UTXO set: it
                                 is already confirmed
 ``min-relay-fee-not-met``       pays at least ``min_fee_rate`` units per byte of its encoding
+``too-long-mempool-chain``      at most ``MAX_ANCESTORS`` in its unconfirmed chain, and no
+                                ancestor gets more than ``MAX_DESCENDANTS``; ``MAX_PACKAGE_SIZE``
+                                bytes either way (Bitcoin Core's limits)
 ``mempool-full``                the pool is full and the transaction does not pay enough to
                                 displace what would have to go (see *eviction*)
 (check_tx_inputs codes)         inputs exist and are mature, amounts, keys, signatures
@@ -33,8 +36,8 @@ same bytes that count against the block size limit.
 its ancestors and descendants (count, bytes, fees, itself included), as Bitcoin Core does. The
 totals stay exact because the pool only ever removes a transaction that has no in-pool children
 (eviction and conflicts remove whole subtrees, leaves first) or no in-pool parents (a block
-confirms parents before children). There is no limit on chain length: a long unconfirmed chain
-costs time proportional to its length on each admission.
+confirms parents before children). Bitcoin Core's chain limits (25 ancestors, 25 descendants,
+101 kB either way) keep every walk over relatives short, whatever a sender chains together.
 
 **Eviction.** The pool holds at most ``max_bytes`` of encoded transactions. Entries are ranked by
 Bitcoin Core's *descendant score*: the higher of their own fee rate and the fee rate of
@@ -98,6 +101,19 @@ Bitcoin Core's 300 MB limit counts memory, not encoded bytes.
 
 MAX_STANDARD_TX_SIZE = MAX_BLOCK_SIZE // 10
 """The largest transaction relayed (consensus allows a whole block's worth, as Bitcoin does)."""
+
+MAX_ANCESTORS = 25
+"""A transaction and its unconfirmed ancestors: at most this many (Bitcoin Core's default)."""
+
+MAX_DESCENDANTS = 25
+"""A transaction and its unconfirmed descendants: at most this many."""
+
+MAX_PACKAGE_SIZE = 101_000
+"""Encoded bytes of a transaction with its ancestors, or with its descendants, at most.
+
+These limits bound the work of every admission, removal and template (each walks a
+transaction's relatives), so a long unconfirmed chain cannot make the pool quadratic.
+"""
 
 MEMPOOL_HEIGHT = 0x7FFFFFFF
 """The height :class:`MempoolView` gives coins created by pool transactions: not in a block yet.
@@ -414,9 +430,10 @@ class Mempool:
             fee_hint = value_in - tx.total_out()
             if fee_hint >= 0 and value_in <= MAX_MONEY:
                 self._check_fee_rate(tx, fee_hint)
+        parents = {txin.prevout.txid for txin in tx.inputs if txin.prevout.txid in self._nodes}
+        self._check_chain_limits(tx, parents)
         fee = check_tx_inputs(tx, view, next_height, self.params, sig_cache=sig_cache)
 
-        parents = {txin.prevout.txid for txin in tx.inputs if txin.prevout.txid in self._nodes}
         entry = MempoolEntry(tx, fee, entry_time, next_height - 1, self._next_sequence)
         node = _Node(entry, parents)
         evict: list[_Node] = []
@@ -424,6 +441,32 @@ class Mempool:
             self._check_fee_rate(tx, fee)
             evict = self._plan_eviction(node)
         return node, evict
+
+    def _check_chain_limits(self, tx: Transaction, parents: set[bytes]) -> None:
+        """Refuse a transaction that would make an unconfirmed chain too long or too large."""
+        ancestors = self._ancestors_of(parents)
+        size = tx.size
+        if len(ancestors) + 1 > MAX_ANCESTORS:
+            raise RuleError(
+                ErrorCode.TOO_LONG_MEMPOOL_CHAIN,
+                f"{len(ancestors)} unconfirmed ancestors, at most {MAX_ANCESTORS - 1} allowed",
+            )
+        ancestor_size = size + sum(ancestor.entry.size for ancestor in ancestors)
+        if ancestor_size > MAX_PACKAGE_SIZE:
+            raise RuleError(
+                ErrorCode.TOO_LONG_MEMPOOL_CHAIN,
+                f"{ancestor_size} bytes with its ancestors, at most {MAX_PACKAGE_SIZE} allowed",
+            )
+        for ancestor in ancestors:
+            if (
+                ancestor.desc_count + 1 > MAX_DESCENDANTS
+                or ancestor.desc_size + size > MAX_PACKAGE_SIZE
+            ):
+                raise RuleError(
+                    ErrorCode.TOO_LONG_MEMPOOL_CHAIN,
+                    f"{ancestor.entry.tx.txid_hex} would have over {MAX_DESCENDANTS - 1} "
+                    f"descendants or {MAX_PACKAGE_SIZE} bytes with them",
+                )
 
     def _check_fee_rate(self, tx: Transaction, fee: int) -> None:
         needed = self.min_fee_rate * tx.size
@@ -529,7 +572,8 @@ class Mempool:
         Those now confirmed or conflicting with the new chain are dropped silently (they were
         not in the pool). They are re-admitted without the fee and size limits, as Bitcoin Core
         does, so a block's zero-fee transactions are not lost to a reorg; then the pool is
-        trimmed back to size.
+        trimmed back to size. The chain limits still hold: an entry that would break them now
+        is dropped.
         """
         old = list(self._nodes.values())
         self._clear()
@@ -561,6 +605,11 @@ class Mempool:
                 removed.append(Removal(tx, RemovalReason.REORG, str(err)))
                 continue
             parents = {i.prevout.txid for i in tx.inputs if i.prevout.txid in self._nodes}
+            try:
+                self._check_chain_limits(tx, parents)
+            except RuleError as err:
+                removed.append(Removal(tx, RemovalReason.REORG, str(err)))
+                continue
             entry = node.entry
             self._insert(
                 _Node(
