@@ -119,6 +119,14 @@ def _confirmed(chain: ChainBuilder, pool: Mempool, view: CoinsCache) -> Transact
     return tx
 
 
+def _confirmed_with_a_pool_child(
+    chain: ChainBuilder, pool: Mempool, view: CoinsCache
+) -> Transaction:
+    tx = _confirmed(chain, pool, view)
+    pool.accept(spend(outputs_of(tx, chain.miner), fee=FEE), view, NEXT + 1)
+    return tx  # relayed again by a peer that missed the block
+
+
 def _missing_input(chain: ChainBuilder, pool: Mempool, view: CoinsCache) -> Transaction:
     ghost = Spendable(OutPoint(bytes(range(32)), 0), 10_000, key("miner"))
     return chain.spend([ghost], [TxOut(5_000, pkh(key("x")))])
@@ -212,6 +220,11 @@ REFUSALS = [
         "conflict in its second input", ErrorCode.TXN_MEMPOOL_CONFLICT, _conflict_in_second_input
     ),
     Refusal("already confirmed", ErrorCode.TXN_ALREADY_KNOWN, _confirmed),
+    Refusal(
+        "already confirmed, a pool tx spends it",
+        ErrorCode.TXN_ALREADY_KNOWN,
+        _confirmed_with_a_pool_child,
+    ),
     Refusal("spends an unknown coin", ErrorCode.BAD_TXNS_INPUTS_MISSINGORSPENT, _missing_input),
     Refusal(
         "spends an immature coinbase",

@@ -24,9 +24,9 @@ reason                          rule
 ``too-long-mempool-chain``      at most ``MAX_ANCESTORS`` in its unconfirmed chain, and no
                                 ancestor gets more than ``MAX_DESCENDANTS``; ``MAX_PACKAGE_SIZE``
                                 bytes either way (Bitcoin Core's limits)
+(check_tx_inputs codes)         inputs exist and are mature, amounts, keys, signatures
 ``mempool-full``                the pool is full and the transaction does not pay enough to
                                 displace what would have to go (see *eviction*)
-(check_tx_inputs codes)         inputs exist and are mature, amounts, keys, signatures
 ==============================  ==============================================================
 
 Fee rates are exact fractions (units per byte); sizes are bytes of the canonical encoding, the
@@ -407,14 +407,6 @@ class Mempool:
                     ErrorCode.TXN_MEMPOOL_CONFLICT,
                     f"input {n} spends {txin.prevout}, already spent by {hash_hex(spender)}",
                 )
-        for index in range(len(tx.outputs)):
-            if OutPoint(txid, index) in self._spenders:
-                # Only possible if a block was disconnected without readd_disconnected().
-                raise InternalError(
-                    f"{tx.txid_hex} arrives after a pool transaction spending it: call "
-                    "readd_disconnected() when blocks are disconnected"
-                )
-
         view = MempoolView(chain_view, self)
         coins = [view.get_coin(txin.prevout) for txin in tx.inputs]
         if None in coins:
@@ -423,7 +415,16 @@ class Mempool:
                 for index in range(len(tx.outputs))
             ):
                 raise RuleError(ErrorCode.TXN_ALREADY_KNOWN, f"{tx.txid_hex} is confirmed")
-        elif enforce_limits:
+        else:
+            # Spendable inputs, yet a pool transaction already spends its outputs: possible only
+            # if a block was disconnected and readd_disconnected() was not called.
+            for index in range(len(tx.outputs)):
+                if OutPoint(txid, index) in self._spenders:
+                    raise InternalError(
+                        f"{tx.txid_hex} arrives after a pool transaction spending it: call "
+                        "readd_disconnected() when blocks are disconnected"
+                    )
+        if enforce_limits and None not in coins:
             # Refuse a cheap transaction before paying for its signatures. The amounts are
             # rechecked by check_tx_inputs below; out-of-range ones are left to it.
             value_in = sum(coin.value for coin in coins if coin is not None)
