@@ -53,7 +53,7 @@ def unpack_canonical(data: bytes, *, max_size: int, what: str) -> Any:
         )
     except msgpack.ExtraData as exc:
         raise DecodeError(f"{what}: trailing bytes after the encoded value") from exc
-    except (ValueError, TypeError, RecursionError, msgpack.UnpackException) as exc:
+    except (ValueError, RecursionError, msgpack.UnpackException) as exc:
         raise DecodeError(f"{what}: truncated or malformed msgpack ({exc})") from exc
     if pack(obj) != data:
         raise DecodeError(f"{what}: non-canonical encoding")

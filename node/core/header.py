@@ -98,10 +98,7 @@ def target_to_bits(target: int) -> int:
     if target <= 0:
         return 0
     size = (target.bit_length() + 7) // 8
-    if size <= 3:
-        mantissa = target << (8 * (3 - size))
-    else:
-        mantissa = target >> (8 * (size - 3))
+    mantissa = target << (8 * (3 - size)) if size <= 3 else target >> (8 * (size - 3))
     # The mantissa's top bit is a sign bit in this format; move one byte into the exponent.
     if mantissa & 0x00800000:
         mantissa >>= 8

@@ -199,9 +199,9 @@ MAIN = NetworkParams(
     address_version=0x00,
     default_p2p_port=8444,
     default_rpc_port=8443,
-    genesis_time=1764028800,
+    genesis_time=1764028801,
     genesis_bits=0x1D00FFFF,
-    genesis_nonce=0,
+    genesis_nonce=693530461,
     genesis_message=b"forklab main 2026-11-25: Bitcoin's constants, your own chain",
 )
 
