@@ -1,0 +1,229 @@
+"""``forklab miner search | devices | bench``: the backends from the command line.
+
+``search`` lets anyone check a kernel on any header (``forklab miner search --header HEX
+--start N --count N``) and prints JSON; ``devices`` lists what OpenCL sees; ``bench`` measures.
+The commands are registered on an argparse sub-parser by :func:`add_commands`, which the
+``forklab`` command line calls; :func:`main` runs them alone (``python -m miner ...``). Each leaf
+parser sets ``func``, a function of the parsed arguments that returns the exit status.
+
+Messages for people (fallbacks, tuning) go to stderr through :mod:`logging`; results go to
+stdout. Errors in the arguments exit with status 2 and one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import TypeAlias, cast
+
+from miner.backend import HEADER_SIZE, MAX_TARGET, NONCE_SPACE, BackendUnavailableError
+from miner.benchmark import BenchBackends, run_bench
+from miner.factory import BACKEND_KINDS, BackendKind, open_backend
+from miner.opencl import list_devices
+from node.core.header import bits_to_target
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _header(text: str) -> bytes:
+    try:
+        header = bytes.fromhex(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("the header must be hex digits") from None
+    if len(header) != HEADER_SIZE:
+        raise argparse.ArgumentTypeError(
+            f"a header is {HEADER_SIZE} bytes ({2 * HEADER_SIZE} hex digits), got {len(header)}"
+        )
+    return header
+
+
+def _target(text: str) -> int:
+    digits = text.removeprefix("0x")
+    if not 1 <= len(digits) <= 64:
+        raise argparse.ArgumentTypeError("the target is 1 to 64 hex digits, most significant first")
+    try:
+        return int(digits, 16)
+    except ValueError:
+        raise argparse.ArgumentTypeError("the target must be hex digits") from None
+
+
+def _nonce_number(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= NONCE_SPACE:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0..2^32")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError("seconds must be between 0 and 3600")
+    return value
+
+
+def _add_device_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device", type=int, metavar="N", help="OpenCL device number (see `miner devices`)"
+    )
+    parser.add_argument(
+        "--threads", type=_positive, metavar="N", help="CPU worker processes (default: all cores)"
+    )
+
+
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def add_commands(subparsers: Subparsers) -> None:
+    """Register the ``miner`` command group on ``subparsers`` (the ``forklab`` command line's)."""
+    miner = subparsers.add_parser(
+        "miner",
+        help="nonce search backends: search, devices, bench",
+        description="Nonce search backends: check a kernel on any header, list OpenCL "
+        "devices, measure hashrates.",
+    )
+    _register(miner.add_subparsers(dest="miner_command", metavar="COMMAND", required=True))
+
+
+def _register(commands: Subparsers) -> None:
+    search = commands.add_parser(
+        "search",
+        help="search a nonce range of one header and print every hit as JSON",
+        description="Search nonces [start, start+count) of an 80-byte header (its own nonce "
+        "field is ignored) and print, as JSON, every nonce whose SHA-256d is at or below the "
+        "target, with that hash (block-id order).",
+    )
+    search.add_argument("--header", type=_header, required=True, metavar="HEX", help="80 bytes")
+    search.add_argument(
+        "--target",
+        type=_target,
+        metavar="HEX",
+        help="target as a big-endian hex number (default: from the header's bits)",
+    )
+    search.add_argument("--start", type=_nonce_number, default=0, metavar="N")
+    search.add_argument("--count", type=_nonce_number, required=True, metavar="N")
+    search.add_argument("--backend", choices=BACKEND_KINDS, default="auto")
+    _add_device_options(search)
+    search.set_defaults(func=cmd_search)
+
+    devices = commands.add_parser("devices", help="list OpenCL platforms and devices")
+    devices.add_argument("--json", action="store_true", help="print one JSON array")
+    devices.set_defaults(func=cmd_devices)
+
+    bench = commands.add_parser(
+        "bench", help="hashrate of each backend and device, against this machine's SHA-256"
+    )
+    bench.add_argument("--backend", choices=("all", "opencl", "cpu"), default="all")
+    bench.add_argument(
+        "--seconds", type=_seconds, default=3.0, metavar="S", help="per backend (default 3)"
+    )
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_device_options(bench)
+    bench.set_defaults(func=cmd_bench)
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"miner {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    header: bytes = args.header
+    target: int | None = args.target
+    if target is None:
+        bits = int.from_bytes(header[72:76], "little")
+        target = bits_to_target(bits)
+        if target <= 0:
+            return _fail("search", f"the header's bits {bits:#010x} encode no valid target")
+    if target > MAX_TARGET:
+        return _fail("search", "the target must be below 2^256")
+    if args.start + args.count > NONCE_SPACE:
+        return _fail(
+            "search", f"start + count = {args.start + args.count} exceeds 2^32, the nonce space"
+        )
+    with open_backend(cast(BackendKind, args.backend), args.device, args.threads) as backend:
+        found = backend.search(header, target, args.start, args.count)
+        result = {
+            "backend": backend.name,
+            "device": backend.device,
+            "header": header.hex(),
+            "target": f"{target:064x}",
+            "start": args.start,
+            "count": args.count,
+            "found": [{"nonce": f.nonce, "hash": f.hash_hex} for f in found],
+        }
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    try:
+        devices = list_devices()
+    except BackendUnavailableError as exc:
+        if args.json:
+            print("[]")
+        print(f"No OpenCL device: {exc}.", file=sys.stderr if args.json else sys.stdout)
+        return 0
+    if args.json:
+        print(json.dumps([vars(d) | {"label": d.label} for d in devices], indent=2))
+        return 0
+    platform = None
+    for d in devices:
+        if d.platform != platform:
+            platform = d.platform
+            print(f"platform: {platform}")
+        print(
+            f"  device {d.index}: {d.name} [{d.kind}] {d.compute_units} compute units, "
+            f"work-groups up to {d.max_work_group_size}, preferred int vector "
+            f"{d.preferred_vector_width}; {d.version}, driver {d.driver_version}"
+        )
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    report = run_bench(cast(BenchBackends, args.backend), args.seconds, args.device, args.threads)
+    print(json.dumps(report.to_json(), indent=2) if args.json else report.table())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m miner ...``: the ``miner`` command group alone."""
+    parser = argparse.ArgumentParser(
+        prog="python -m miner", description="The forklab miner's commands (forklab miner ...)."
+    )
+    _register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="forklab: %(message)s", stream=sys.stderr)
+    handler: Handler = args.func
+    try:
+        return handler(args)
+    except BackendUnavailableError as exc:  # a device that failed after it was set up
+        print(f"forklab: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("forklab: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`... | head`); say nothing more, and keep Python from
+        # complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
