@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -226,16 +227,17 @@ class ChainStore:
         One scan of ``block_index`` in insertion order; linear in the number of headers.
         """
         genesis = self.params.genesis
-        with self._reading("load the block index"):
-            rows = self._conn.execute(
-                "SELECT hash, header, status, seq FROM block_index ORDER BY rowid"
-            ).fetchall()
-        if not rows or rows[0][0] != genesis.hash:
-            raise StoreError(f"{self._name}: the block index does not start at genesis")
-        try:
-            tree = BlockTree.restore(genesis.header, _index_rows(rows[1:]))
-        except (DecodeError, ValueError) as exc:
-            raise StoreError(f"{self._name}: corrupt block index: {exc}") from exc
+        with _gc_paused():
+            with self._reading("load the block index"):
+                rows = self._conn.execute(
+                    "SELECT hash, header, status, seq FROM block_index ORDER BY rowid"
+                ).fetchall()
+            if not rows or rows[0][0] != genesis.hash:
+                raise StoreError(f"{self._name}: the block index does not start at genesis")
+            try:
+                tree = BlockTree.restore(genesis.header, _index_rows(rows[1:]))
+            except (DecodeError, ValueError) as exc:
+                raise StoreError(f"{self._name}: corrupt block index: {exc}") from exc
         tip = tree.get(self.tip_hash())
         if tip is None:
             raise StoreError(f"{self._name}: the recorded tip is not in the block index")
@@ -424,6 +426,24 @@ class ChainStore:
             if isinstance(exc, sqlite3.Error):
                 raise StoreError(f"{self._name}: {what}: {exc}") from exc
             raise
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while building many objects at once.
+
+    Each of the collector's full passes walks every live object; building 100,000 index
+    entries triggers many of them, which made loading superlinear (measured: 1.4 s instead of
+    0.4 s for 100,000 blocks in a process with a large heap). The entries form no garbage
+    cycles, so nothing is lost by collecting later; the caller's setting is restored.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _index_rows(rows: list[Any]) -> Iterator[tuple[BlockHeader, int, int | None]]:
