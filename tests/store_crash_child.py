@@ -5,7 +5,8 @@ Usage: ``python tests/store_crash_child.py DATADIR SEED``
 Opens the store in DATADIR (resuming wherever the last, killed, run left it) and then, until it
 is killed, mines regtest blocks on top of what the store holds: mostly on the tip, with
 transactions spending mature coins; sometimes a competing branch from a few blocks back that
-overtakes the tip (a reorganisation). Every choice comes from ``random.Random(SEED)``.
+overtakes the tip (a reorganisation), always first thing after the 110-block warm-up. Every
+choice comes from ``random.Random(SEED)``.
 
 It reports on stdout, one flushed line each:
 
@@ -33,6 +34,8 @@ NOW = 2**31
 """Far past every block time built here (each block is 600 s after its parent)."""
 
 MINER = key("crash-miner")
+WARM_UP = 110
+"""Blocks on the tip before any fork: coinbases mature at 100, so spends start at 101."""
 
 
 def spendable_coins(chain: ChainState, below_height: int) -> list[Spendable]:
@@ -83,14 +86,18 @@ def main(datadir: Path, seed: int) -> None:
     rng = random.Random(seed)
     chain = ChainState.open(datadir, REGTEST)
     print(f"ready {chain.height}", flush=True)
+    # Once past the warm-up, a run starts with a reorganisation, so every run that is let
+    # commit one tip line has committed a reorganisation.
+    fork_next = chain.height >= WARM_UP
     while True:
         tip = chain.tip
-        if tip.height < 110 or rng.random() < 0.75:
+        if tip.height < WARM_UP or not (fork_next or rng.random() < 0.25):
             parent, count = tip, 1
         else:
             parent = chain.active[tip.height - rng.randint(1, 4)]
             # One block more than the branch it competes with: it wins once complete.
             count = tip.height - parent.height + 1
+            fork_next = False
         txs = pick_spends(chain, parent.height, rng)
         for n in range(count):
             block = build_block(chain, parent, txs if n == 0 else [], rng)
