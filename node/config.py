@@ -62,7 +62,7 @@ class Endpoint:
                 raise ValueError(f"{text!r}: write IPv6 addresses in brackets, [::1]:PORT")
         else:
             host, port_text = "", text
-        if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        if not (port_text.isascii() and port_text.isdigit()) or not 0 <= int(port_text) <= 65535:
             raise ValueError(f"{text!r}: the port must be a number from 0 to 65535")
         return cls(host or default_host, int(port_text))
 

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             if not sep:
                 print(f"forklab rpc: error: {word!r} is not NAME=VALUE", file=sys.stderr)
                 return 2
-            named[name] = _convert(text, name in string_params if string_params else None)
+            named[name] = _convert(text, string_params.get(name) if string_params else None)
         params = named
     else:
         names = list(string_params) if string_params else []

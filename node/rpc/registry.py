@@ -248,11 +248,12 @@ class Method:
 
     @property
     def usage(self) -> str:
-        # bitcoind's style: strings quoted, optional parameters in parentheses.
-        words = [self.name]
-        for p in self.params:
-            word = f'"{p.name}"' if p.type.is_string else p.name
-            words.append(word if p.required else f"( {word} )")
+        """bitcoind's usage line: strings quoted, the optional tail in one pair of parentheses."""
+        required = [_word(p) for p in self.params if p.required]
+        optional = [_word(p) for p in self.params if not p.required]
+        words = [self.name, *required]
+        if optional:
+            words.append(f"( {' '.join(optional)} )")
         return " ".join(words)
 
     def help_text(self) -> str:
@@ -306,6 +307,10 @@ class Method:
         return kwargs
 
 
+def _word(param: Param) -> str:
+    return f'"{param.name}"' if param.type.is_string else param.name
+
+
 def _show(value: Any) -> str:
     if value is None:
         return "null"
@@ -323,9 +328,15 @@ class MethodTable:
     methods: list[Method] = field(default_factory=list)
 
     def method(self, name: str, *params: Param) -> Callable[[Handler], Handler]:
+        seen_optional = False
+        for param in params:
+            if param.required and seen_optional:
+                raise ValueError(f"{name}: required parameter {param.name} after an optional one")
+            seen_optional = seen_optional or not param.required
+
         def decorate(handler: Handler) -> Handler:
             doc = inspect.cleandoc(handler.__doc__ or "")
-            summary = doc.split("\n", 1)[0]
+            summary = " ".join(doc.split("\n\n", 1)[0].split())
             self.methods.append(Method(name, self.category, params, handler, summary, doc))
             return handler
 
