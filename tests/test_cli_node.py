@@ -1,0 +1,140 @@
+"""``forklab node`` as a process: ready line, clean shutdown on signals and on ``stop``, crash
+and restart, clear errors for ports and data directories in use, configuration from a TOML
+file and the environment, and two nodes syncing over ``--connect``.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from rpc_harness import NodeProcess, node_factory, run_cli, wait_until
+
+from node.rpc.client import RpcClient, RpcConnectionError
+
+Nodes = Callable[..., NodeProcess]
+
+
+@pytest.fixture
+def nodes(tmp_path: Path) -> Iterator[Nodes]:
+    yield from node_factory(tmp_path)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_stops_cleanly(nodes: Nodes, signum: int) -> None:
+    node = nodes()
+    cookie = node.datadir / ".cookie"
+    assert cookie.exists()
+    node.proc.send_signal(signum)
+    assert node.wait() == 0
+    assert not cookie.exists(), "a clean stop removes the cookie"
+    assert "Traceback" not in node.log()
+
+
+def test_stop_rpc_replies_then_stops(nodes: Nodes) -> None:
+    node = nodes()
+    assert node.call("stop") == "forklab stopping"
+    assert node.wait() == 0
+    assert not (node.datadir / ".cookie").exists()
+
+
+def test_kill_9_loses_nothing_committed(nodes: Nodes, tmp_path: Path) -> None:
+    node = nodes("n")
+    address = node.call("getnewaddress")
+    hashes = node.call("generatetoaddress", 20, address)
+    old_client = node.client()
+    node.kill()
+    assert (node.datadir / ".cookie").exists(), "kill -9 leaves the stale cookie behind"
+    again = nodes("n")
+    assert again.call("getblockcount") == 20
+    assert again.call("getbestblockhash") == hashes[-1]
+    assert again.call("getnewaddress") != address
+    assert again.call("validateaddress", address)["isvalid"]
+    # The restart wrote a new cookie: the old secret no longer opens the node.
+    with pytest.raises(RpcConnectionError):
+        RpcClient(again.rpc_url, "__cookie__", old_client._auth).call("getblockcount")
+    assert again.call("getbalances")["mine"]["immature"] > 0, "the wallet survived too"
+
+
+def test_rpc_port_in_use_is_one_clear_line(nodes: Nodes, tmp_path: Path) -> None:
+    first = nodes("first")
+    result = run_cli(
+        "node",
+        "--datadir",
+        str(tmp_path / "second"),
+        "--listen",
+        "127.0.0.1:0",
+        "--rpc-listen",
+        f"127.0.0.1:{first.rpc_port}",
+    )
+    assert result.status == 1
+    assert "already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "second" / ".cookie").exists()
+
+
+def test_p2p_port_in_use_is_one_clear_line(nodes: Nodes, tmp_path: Path) -> None:
+    first = nodes("first")
+    result = run_cli("node", "--datadir", str(tmp_path / "second"), "--listen", first.p2p_address)
+    assert result.status == 1
+    assert "P2P" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_datadir_of_a_running_node_is_refused(nodes: Nodes) -> None:
+    first = nodes("shared")
+    result = run_cli("node", "--datadir", str(first.datadir), "--rpc-listen", "127.0.0.1:0")
+    assert result.status == 1
+    assert "Traceback" not in result.stderr
+    assert first.call("getblockcount") == 0, "the running node is unharmed"
+    assert (first.datadir / ".cookie").exists()
+
+
+def test_config_file_environment_and_flags(nodes: Nodes, tmp_path: Path) -> None:
+    config = tmp_path / "forklab.toml"
+    config.write_text(
+        'network = "demo"\nrpc_user = "fromfile"\nrpc_password = "filepw"\nrest_public = false\n'
+    )
+    node = nodes(
+        "configured",
+        "--config",
+        str(config),
+        "--rest-public",
+        env={"FORKLAB_RPC_USER": "fromenv", "FORKLAB_RPC_PASSWORD": "envpw"},
+    )
+    # File: demo network. Environment beats the file: the user is "fromenv". Flags beat both:
+    # REST is public after all.
+    assert node.call("getblockchaininfo")["chain"] == "demo"
+    assert RpcClient(node.rpc_url, "fromenv", "envpw").call("getblockcount") == 0
+    with pytest.raises(RpcConnectionError):
+        RpcClient(node.rpc_url, "fromfile", "filepw").call("getblockcount")
+    assert node.http("GET", "/rest/chaininfo", auth=None).status == 200
+
+
+def test_bad_configuration_is_one_clear_line(tmp_path: Path) -> None:
+    for args in (
+        ["--network", "moon"],
+        ["--rpc-listen", "localhost:99999"],
+        ["--rpc-user", "only-a-user"],
+        ["--mining-address", "bogus"],
+        ["--config", str(tmp_path / "missing.toml")],
+    ):
+        result = run_cli("node", "--datadir", str(tmp_path / "d"), *args)
+        assert result.status == 1, args
+        assert result.stderr.startswith("forklab node: error:"), result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_two_nodes_sync_over_connect(nodes: Nodes) -> None:
+    a = nodes("a")
+    b = nodes("b", "--connect", a.p2p_address)
+    wait_until(lambda: a.call("getconnectioncount") == 1 and b.call("getconnectioncount") == 1)
+    [peer] = a.call("getpeerinfo")
+    assert peer["inbound"] is True and peer["subver"].startswith("/forklab:")
+    hashes = a.call("generatetoaddress", 12, a.call("getnewaddress"))
+    wait_until(lambda: b.call("getbestblockhash") == hashes[-1])
+    # And the other way: a block mined on b reaches a.
+    [tip] = b.call("generatetoaddress", 1, b.call("getnewaddress"))
+    wait_until(lambda: a.call("getbestblockhash") == tip)
+    assert b.call("disconnectnode", a.p2p_address) is None
