@@ -27,9 +27,11 @@ from miner.backend import Backend
 INLINE_COUNT = 1 << 14
 """Ranges up to this size are searched in the calling process (a few milliseconds)."""
 PIECES_PER_WORKER = 4
-"""Each range is cut into this many pieces per worker, so a worker slowed by other load does
-not hold up the whole search."""
+"""Each range is cut into at least this many pieces per worker, so a worker slowed by other
+load does not hold up the whole search."""
 MIN_PIECE = 1 << 15
+MAX_PIECE = 1 << 20
+"""About half a second of one worker: an interrupted search stops within that."""
 SECONDS_PER_CALL = 0.25
 """What :attr:`CpuBackend.preferred_count` aims for."""
 _INITIAL_RATE_PER_WORKER = 1.5e6
@@ -111,7 +113,7 @@ class CpuBackend(Backend):
         if count <= INLINE_COUNT:
             return scan(header, target, start, start + count)
         started = time.perf_counter()
-        piece = max(MIN_PIECE, -(-count // (self.threads * PIECES_PER_WORKER)))
+        piece = min(MAX_PIECE, max(MIN_PIECE, -(-count // (self.threads * PIECES_PER_WORKER))))
         futures: list[Future[list[int]]] = [
             self._pool.submit(scan, header, target, first, min(first + piece, start + count))
             for first in range(start, start + count, piece)
@@ -121,7 +123,8 @@ class CpuBackend(Backend):
         finally:
             for future in futures:
                 future.cancel()
-        self._rate = count / max(time.perf_counter() - started, 1e-9)
+        if count >= self.threads * MIN_PIECE:  # smaller searches mostly time the round trip
+            self._rate = count / max(time.perf_counter() - started, 1e-9)
         return hits
 
     def close(self) -> None:
