@@ -1,15 +1,20 @@
-"""A node's configuration: defaults, a TOML file, environment variables and flags, merged once
-into a frozen :class:`NodeConfig`.
+"""A node process's configuration: defaults, a TOML file, environment variables and flags,
+merged once into a frozen :class:`NodeConfig`.
 
-Every option is declared once, in :data:`OPTIONS`; the command-line flags, the environment
-variable names, the TOML keys and the table in ``docs/api.md`` all come from that declaration.
-Where a value comes from follows one order of precedence, highest first::
+Every option is declared once, in :data:`OPTIONS`; its command-line flag and environment
+variable are derived from its TOML key (``rpc_listen``: ``--rpc-listen``,
+``FORKLAB_RPC_LISTEN``). Where a value comes from follows one order of precedence, highest
+first::
 
     command-line flag  >  environment variable (FORKLAB_*)  >  TOML file (--config)  >  default
 
-The options themselves (TOML key, flag, environment variable, default, meaning) are listed in
-``docs/api.md``, generated from the same table; ``forklab node --help`` shows them too. Several
-defaults depend on the network (its ports and the data directory ``~/.forklab/NETWORK``).
+The options (TOML key, flag, environment variable, default, meaning) are tabulated in
+``docs/api.md`` (a test checks that none is missing) and shown by ``forklab node --help``.
+Several defaults depend on the network: its ports and the data directory
+``~/.forklab/NETWORK``.
+
+Not to be confused with :class:`node.node.NodeConfig`, the :class:`~node.node.Node`'s own
+settings, which ``forklab node`` builds from this (:func:`node.commands.node.core_config`).
 
 Addresses bind to the loopback interface unless told otherwise: a node exposes nothing to the
 network by accident. Port 0 asks the system for a free port (the ``ready`` line says which).

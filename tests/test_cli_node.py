@@ -5,13 +5,16 @@ file and the environment, and two nodes syncing over ``--connect``.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from rpc_harness import NodeProcess, node_factory, run_cli, wait_until
 
+from node.rpc.auth import read_cookie
 from node.rpc.client import RpcClient, RpcConnectionError
 
 Nodes = Callable[..., NodeProcess]
@@ -44,7 +47,7 @@ def test_kill_9_loses_nothing_committed(nodes: Nodes, tmp_path: Path) -> None:
     node = nodes("n")
     address = node.call("getnewaddress")
     hashes = node.call("generatetoaddress", 20, address)
-    old_client = node.client()
+    _, old_secret = read_cookie(node.datadir)
     node.kill()
     assert (node.datadir / ".cookie").exists(), "kill -9 leaves the stale cookie behind"
     again = nodes("n")
@@ -53,8 +56,10 @@ def test_kill_9_loses_nothing_committed(nodes: Nodes, tmp_path: Path) -> None:
     assert again.call("getnewaddress") != address
     assert again.call("validateaddress", address)["isvalid"]
     # The restart wrote a new cookie: the old secret no longer opens the node.
-    with pytest.raises(RpcConnectionError):
-        RpcClient(again.rpc_url, "__cookie__", old_client._auth).call("getblockcount")
+    _, new_secret = read_cookie(again.datadir)
+    assert new_secret != old_secret
+    with pytest.raises(RpcConnectionError, match="authorization failed"):
+        RpcClient(again.rpc_url, "__cookie__", old_secret).call("getblockcount")
     assert again.call("getbalances")["mine"]["immature"] > 0, "the wallet survived too"
 
 
@@ -126,15 +131,24 @@ def test_bad_configuration_is_one_clear_line(tmp_path: Path) -> None:
         assert "Traceback" not in result.stderr
 
 
-def test_two_nodes_sync_over_connect(nodes: Nodes) -> None:
+async def test_two_nodes_sync_over_connect(nodes: Nodes) -> None:
     a = nodes("a")
-    b = nodes("b", "--connect", a.p2p_address)
-    wait_until(lambda: a.call("getconnectioncount") == 1 and b.call("getconnectioncount") == 1)
-    [peer] = a.call("getpeerinfo")
-    assert peer["inbound"] is True and peer["subver"].startswith("/forklab:")
-    hashes = a.call("generatetoaddress", 12, a.call("getnewaddress"))
-    wait_until(lambda: b.call("getbestblockhash") == hashes[-1])
-    # And the other way: a block mined on b reaches a.
-    [tip] = b.call("generatetoaddress", 1, b.call("getnewaddress"))
-    wait_until(lambda: a.call("getbestblockhash") == tip)
-    assert b.call("disconnectnode", a.p2p_address) is None
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(a.rpc_url + "/events?types=peer_connected,peer_disconnected") as ws,
+    ):
+        assert (await ws.receive_json(timeout=10))["type"] == "hello"
+        b = await asyncio.to_thread(nodes, "b", "--connect", a.p2p_address)
+        connected = await ws.receive_json(timeout=20)
+        assert connected["type"] == "peer_connected" and connected["inbound"] is True
+        [peer] = await asyncio.to_thread(a.call, "getpeerinfo")
+        assert peer["id"] == connected["id"] and peer["subver"].startswith("/forklab:")
+        hashes = await asyncio.to_thread(a.call, "generatetoaddress", 12, a.call("getnewaddress"))
+        await asyncio.to_thread(wait_until, lambda: b.call("getbestblockhash") == hashes[-1])
+        # And the other way: a block mined on b reaches a.
+        [tip] = await asyncio.to_thread(b.call, "generatetoaddress", 1, b.call("getnewaddress"))
+        await asyncio.to_thread(wait_until, lambda: a.call("getbestblockhash") == tip)
+        assert await asyncio.to_thread(b.terminate) == 0
+        disconnected = await ws.receive_json(timeout=20)
+        assert disconnected["type"] == "peer_disconnected"
+        assert disconnected["id"] == connected["id"]

@@ -42,7 +42,7 @@ def test_every_rest_route_is_documented() -> None:
     from node.rpc.rest import add_rest_routes
 
     app = web.Application()
-    add_rest_routes(app, None, None, None)  # type: ignore[arg-type]
+    add_rest_routes(app, None, None, None, cors=False)  # type: ignore[arg-type]
     for resource in app.router.resources():
         path = resource.canonical
         shown = re.sub(r"\{(\w+)\}", lambda m: m.group(1).upper(), path)

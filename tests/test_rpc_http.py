@@ -83,6 +83,9 @@ def test_client_reports_a_node_that_is_not_there(tmp_path: Path) -> None:
 def test_read_only_routes_are_open_by_default(node: NodeProcess) -> None:
     for path in ("/rest/chaininfo", "/rest/status", "/metrics"):
         assert node.http("GET", path, auth=None).status == 200, path
+    # Public REST may be read by pages of any origin (a dashboard elsewhere).
+    reply = node.http("GET", "/rest/status", auth=None)
+    assert reply.headers["Access-Control-Allow-Origin"] == "*"
 
 
 def test_private_rest_and_explicit_user(tmp_path: Path) -> None:
@@ -92,7 +95,9 @@ def test_private_rest_and_explicit_user(tmp_path: Path) -> None:
     try:
         for path in ("/rest/chaininfo", "/metrics", "/events"):
             assert process.http("GET", path, auth=None).status == 401, path
-        assert process.http("GET", "/rest/chaininfo", auth=basic("alice", "s3cret")).status == 200
+        private = process.http("GET", "/rest/chaininfo", auth=basic("alice", "s3cret"))
+        assert private.status == 200
+        assert "Access-Control-Allow-Origin" not in private.headers
         assert process.http("GET", "/rest/chaininfo").status == 200  # the cookie works too
         alice = RpcClient(process.rpc_url, "alice", "s3cret")
         assert alice.call("getblockcount") == 0

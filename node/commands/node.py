@@ -111,12 +111,15 @@ async def serve(cfg: config.NodeConfig, wallet: NodeWallet | None) -> int:
     async with AsyncExitStack() as cleanup:
         try:
             await node.start()
-        except TransportError as exc:
+        except BaseException as exc:
+            # Node.stop only undoes a finished start; release what the runtime holds here.
             runtime.executor.close()
             await runtime.transport.close()
-            raise config.ConfigError(
-                f"P2P: {exc} (another node on {cfg.listen}? choose another with --listen)"
-            ) from None
+            if isinstance(exc, TransportError):
+                raise config.ConfigError(
+                    f"P2P: {exc} (another node on {cfg.listen}? choose another with --listen)"
+                ) from None
+            raise
         cleanup.push_async_callback(node.stop)
         cookie = CookieFile.create(cfg.datadir)
         cleanup.callback(cookie.remove)

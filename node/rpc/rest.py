@@ -5,6 +5,10 @@ so the two can never disagree. Like bitcoind's REST interface it changes nothing
 errors are JSON too: ``{"error": {"code": N, "message": "..."}}`` with HTTP 404 when the thing
 asked for does not exist (-5), 400 for a malformed request (-8, -3, -22), 500 otherwise.
 
+When the routes are public they carry ``Access-Control-Allow-Origin: *``, so a dashboard
+served from another origin (the devnet's) can read them from a browser; no credentials are
+involved then.
+
 ==========================================  ==================================================
 route                                       answer
 ==========================================  ==================================================
@@ -83,10 +87,13 @@ def _int_query(request: web.Request, name: str, default: int, low: int, high: in
 
 
 class RestApi:
-    def __init__(self, dispatcher: Dispatcher, ctx: RpcContext, authorize: Authorize) -> None:
+    def __init__(
+        self, dispatcher: Dispatcher, ctx: RpcContext, authorize: Authorize, *, cors: bool
+    ) -> None:
         self.dispatcher = dispatcher
         self.ctx = ctx
         self.authorize = authorize
+        self.cors = cors
 
     def route(
         self, handler: Callable[[web.Request], Awaitable[Any]]
@@ -99,11 +106,14 @@ class RestApi:
                 return refused
             try:
                 result = await handler(request)
+                response = result if isinstance(result, web.StreamResponse) else None
+                if response is None:
+                    response = json_response(result)
             except RpcError as exc:
-                return error_response(exc)
-            if isinstance(result, web.StreamResponse):
-                return result
-            return json_response(result)
+                response = error_response(exc)
+            if self.cors:
+                response.headers["Access-Control-Allow-Origin"] = "*"
+            return response
 
         return wrapped
 
@@ -228,9 +238,15 @@ class RestApi:
 
 
 def add_rest_routes(
-    app: web.Application, dispatcher: Dispatcher, ctx: RpcContext, authorize: Authorize
+    app: web.Application,
+    dispatcher: Dispatcher,
+    ctx: RpcContext,
+    authorize: Authorize,
+    *,
+    cors: bool,
 ) -> None:
-    api = RestApi(dispatcher, ctx, authorize)
+    """Add the routes; ``cors`` lets pages of any origin read them (public REST only)."""
+    api = RestApi(dispatcher, ctx, authorize, cors=cors)
     routes = {
         "/rest/status": api.status,
         "/rest/chaininfo": api.chaininfo,

@@ -36,6 +36,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from node import __version__
 from node.config import ConfigError, Endpoint
+from node.core.hashing import hash_hex
 from node.core.header import difficulty
 from node.events import BlockConnected, BlockDisconnected, Event, NewTip, TxAccepted, TxRemoved
 from node.rpc.auth import Credentials
@@ -122,7 +123,7 @@ async def handle_events(request: web.Request) -> web.StreamResponse:
         "type": "hello",
         "network": ctx.node.params.name,
         "height": tip.height,
-        "hash": tip.hash[::-1].hex(),
+        "hash": hash_hex(tip.hash),
         "types": [k.kind for k in kinds] if kinds is not None else "all",
     }
 
@@ -253,7 +254,7 @@ def build_app(ctx: RpcContext, settings: ApiSettings) -> web.Application:
     app.router.add_route("*", "/rpc", handle_rpc)
     app.router.add_get("/events", handle_events)
     app.router.add_get("/metrics", handle_metrics)
-    add_rest_routes(app, dispatcher, ctx, authorize)
+    add_rest_routes(app, dispatcher, ctx, authorize, cors=settings.rest_public)
     app.cleanup_ctx.append(_watch_events)
     app.on_shutdown.append(_close_streams)
     return app

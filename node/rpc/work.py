@@ -156,11 +156,13 @@ class PollState:
 
 
 class TemplateWatcher:
-    """Wakes long-polling ``getblocktemplate`` calls when the tip or the mempool changes."""
+    """Wakes long-polling ``getblocktemplate`` calls when the tip changes.
+
+    Mempool changes need no wake-up: a long poll only looks at them at its timed checks.
+    """
 
     def __init__(self) -> None:
         self._tip_changed = asyncio.Event()
-        self._mempool_changed = asyncio.Event()
         self.closing = False
 
     def close(self) -> None:
@@ -172,13 +174,6 @@ class TemplateWatcher:
         self._tip_changed.set()
         self._tip_changed = asyncio.Event()
 
-    def mempool_changed(self) -> None:
-        self._mempool_changed.set()
-        self._mempool_changed = asyncio.Event()
-
     def tip_event(self) -> asyncio.Event:
         """An event set at the next tip change (take it before reading the current tip)."""
         return self._tip_changed
-
-    def mempool_event(self) -> asyncio.Event:
-        return self._mempool_changed
