@@ -105,6 +105,8 @@ class Option:
     """The default as documented (several defaults depend on the network)."""
     low: int | None = None
     high: int | None = None
+    metavar: str | None = None
+    """How ``--help`` names the value (default: from the kind)."""
 
     @property
     def flag(self) -> str:
@@ -116,7 +118,13 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("network", Kind.STR, "chain preset: " + ", ".join(sorted(PRESETS)), "regtest"),
+    Option(
+        "network",
+        Kind.STR,
+        "chain preset: " + ", ".join(sorted(PRESETS)),
+        "regtest",
+        metavar="NAME",
+    ),
     Option("datadir", Kind.PATH, "data directory (chain, wallet, cookie)", "~/.forklab/NETWORK"),
     Option("listen", Kind.ENDPOINT, "P2P address to listen on", "127.0.0.1:<network P2P port>"),
     Option(
@@ -126,8 +134,8 @@ OPTIONS: tuple[Option, ...] = (
         "127.0.0.1:<network RPC port>",
     ),
     Option("connect", Kind.ENDPOINTS, "peer to keep connected to (repeatable)", "none"),
-    Option("rpc_user", Kind.STR, "RPC user name, besides the cookie", "none"),
-    Option("rpc_password", Kind.STR, "RPC password for rpc_user", "none"),
+    Option("rpc_user", Kind.STR, "RPC user name, besides the cookie", "none", metavar="USER"),
+    Option("rpc_password", Kind.STR, "RPC password for rpc_user", "none", metavar="PASSWORD"),
     Option(
         "rest_public",
         Kind.BOOL,
@@ -154,8 +162,9 @@ OPTIONS: tuple[Option, ...] = (
         Kind.STR,
         "address getwork's blocks pay",
         "the wallet's first address",
+        metavar="ADDRESS",
     ),
-    Option("log_level", Kind.STR, "debug, info, warning or error", "info"),
+    Option("log_level", Kind.STR, "debug, info, warning or error", "info", metavar="LEVEL"),
 )
 
 _BY_KEY = {option.key: option for option in OPTIONS}
@@ -221,9 +230,11 @@ def add_arguments(parser: argparse.ArgumentParser, only: Collection[str] | None 
                 option.flag, dest=dest, action="append", metavar="HOST:PORT", help=text
             )
         else:
-            metavar = {Kind.ENDPOINT: "HOST:PORT", Kind.PATH: "DIR", Kind.INT: "N"}.get(
-                option.kind, "VALUE"
-            )
+            metavar = option.metavar or {
+                Kind.ENDPOINT: "HOST:PORT",
+                Kind.PATH: "DIR",
+                Kind.INT: "N",
+            }.get(option.kind, "VALUE")
             parser.add_argument(option.flag, dest=dest, metavar=metavar, help=text)
 
 

@@ -152,3 +152,30 @@ async def test_two_nodes_sync_over_connect(nodes: Nodes) -> None:
         disconnected = await ws.receive_json(timeout=20)
         assert disconnected["type"] == "peer_disconnected"
         assert disconnected["id"] == connected["id"]
+
+
+async def test_stop_releases_open_streams_and_long_polls(nodes: Nodes) -> None:
+    node = nodes()
+    template = node.call("getblocktemplate")
+    poll = asyncio.create_task(
+        asyncio.to_thread(
+            node.client(timeout=30).call,
+            "getblocktemplate",
+            {"longpollid": template["longpollid"]},
+        )
+    )
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(node.rpc_url + "/events") as ws,
+    ):
+        assert (await ws.receive_json(timeout=10))["type"] == "hello"
+        await asyncio.sleep(0.3)
+        assert not poll.done()
+        started = asyncio.get_running_loop().time()
+        node.proc.send_signal(signal.SIGTERM)
+        closing = await ws.receive(timeout=10)
+        assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        released = await asyncio.wait_for(poll, 10)
+        assert released["previousblockhash"] == template["previousblockhash"]
+        assert await asyncio.to_thread(node.wait) == 0
+        assert asyncio.get_running_loop().time() - started < 5

@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "node",
         help="run a node (P2P, chain, mempool, wallet and the API)",
-        description=(__doc__ or "").split("\n\n", 1)[0],
+        description="Run a node: chain, mempool, wallet, P2P and the API, until told to stop.",
     )
     config.add_arguments(parser)
     parser.set_defaults(handler=run)

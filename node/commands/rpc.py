@@ -68,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "rpc",
         help="call a node's JSON-RPC method (like bitcoin-cli)",
-        description=__doc__.split("\n\n", 1)[0] if __doc__ else None,
+        description="Call a running node's JSON-RPC method, as bitcoin-cli does.",
     )
     add_client_arguments(parser)
     parser.add_argument(

@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "wallet",
         help="the node's wallet: new-address, balance, send, unspent",
-        description=(__doc__ or "").split("\n\n", 1)[0],
+        description="The running node's wallet, through its RPC.",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
