@@ -127,13 +127,19 @@ def _describe(index: int, device: Any) -> DeviceInfo:
         index=index,
         platform=device.platform.name.strip(),
         name=device.name.strip(),
-        kind=cl.device_type.to_string(device.type).replace("ALL | ", ""),
+        kind=_device_kind(cl, int(device.type)),
         compute_units=int(device.max_compute_units),
         max_work_group_size=int(device.max_work_group_size),
         preferred_vector_width=int(device.preferred_vector_width_int),
         version=device.version.strip(),
         driver_version=device.driver_version.strip(),
     )
+
+
+def _device_kind(cl: Any, bits: int) -> str:
+    kinds = ("CPU", "GPU", "ACCELERATOR", "CUSTOM")
+    names = [kind for kind in kinds if bits & int(getattr(cl.device_type, kind, 0))]
+    return " | ".join(names) or "OTHER"
 
 
 def list_devices() -> list[DeviceInfo]:

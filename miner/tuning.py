@@ -2,12 +2,13 @@
 
 What is fastest depends on the device and its compiler more than on anything a program can
 read from them: PoCL on AVX-512 wants 16-wide vectors, GPUs usually want scalars, and some
-compilers do not inline ``rotate()``. So every vector width is built and timed, each in a child
-process so that a driver that crashes on some build costs only that build, then the spelling of
-the bit operations at the best width; the launch size is the one that keeps a
-launch near :data:`LAUNCH_SECONDS`, short enough that new work is picked up promptly, long
-enough that launch overhead does not count. Local size is fixed (:func:`initial_local_size`):
-it barely matters on PoCL, where every new local size also costs a compilation.
+compilers do not inline ``rotate()``. So every vector width is built and timed, then the best
+width with the other spelling of the bit operations. Each build runs in a child process, so a
+driver that crashes on some build costs that build, not the miner. The launch size is then the
+one that keeps a launch near :data:`LAUNCH_SECONDS`: short enough that new work is picked up
+promptly, long enough that launch overhead does not count. The local size is fixed
+(:func:`initial_local_size`): it barely matters on PoCL (``bench/mining.py`` shows it), where
+every new local size also costs a compilation.
 
 Results are remembered per device in a JSON file in the user's cache directory, keyed by
 :attr:`~miner.opencl.DeviceInfo.identity` (device, driver and kernel source), so a new driver

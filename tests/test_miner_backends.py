@@ -74,7 +74,7 @@ def cpu() -> Iterator[CpuBackend]:
         yield backend
 
 
-@pytest.fixture(params=["cpu", "opencl"])
+@pytest.fixture(params=["cpu", pytest.param("opencl", marks=pytest.mark.opencl)])
 def backend(request: pytest.FixtureRequest) -> Backend:
     return request.getfixturevalue(request.param)  # type: ignore[no-any-return]
 
@@ -252,6 +252,7 @@ def test_invalid_searches_are_refused_with_the_reason(backend: Backend, case: st
 # -- every kernel build
 
 
+@pytest.mark.opencl
 @pytest.mark.parametrize(
     "config",
     [

@@ -89,7 +89,7 @@ def messages(result: subprocess.CompletedProcess[str]) -> list[str]:
 # -- search
 
 
-@pytest.mark.parametrize("backend", ["opencl", "cpu"])
+@pytest.mark.parametrize("backend", [pytest.param("opencl", marks=pytest.mark.opencl), "cpu"])
 def test_search_finds_the_genesis_nonce_at_the_headers_own_target(
     backend: str, opencl_cache: Path | None, tmp_path: Path
 ) -> None:
@@ -197,6 +197,7 @@ def test_without_any_opencl_runtime_search_says_so_once_and_uses_the_cpu(tmp_pat
     assert run("devices", "--json", env=env).stdout.strip() == "[]"
 
 
+@pytest.mark.opencl
 def test_a_bad_device_number_says_so_once_and_uses_the_cpu(opencl_cache: Path | None) -> None:
     if opencl_cache is None:
         pytest.skip("no usable OpenCL here")
@@ -216,6 +217,7 @@ def test_a_bad_device_number_says_so_once_and_uses_the_cpu(opencl_cache: Path | 
     assert "there is no OpenCL device 42" in message
 
 
+@pytest.mark.opencl
 def test_a_kernel_that_does_not_build_says_why_and_uses_the_cpu(
     opencl_cache: Path | None, tmp_path: Path
 ) -> None:
@@ -245,6 +247,7 @@ def test_a_kernel_that_does_not_build_says_why_and_uses_the_cpu(
 # -- devices and bench
 
 
+@pytest.mark.opencl
 def test_devices_lists_what_opencl_sees(opencl_cache: Path | None) -> None:
     if opencl_cache is None:
         pytest.skip("no usable OpenCL here")

@@ -204,6 +204,7 @@ def tuned() -> Iterator[tuple[DeviceInfo, Tuning]]:
     yield device, tune(device, widths=(4, 16), seconds=0.1)
 
 
+@pytest.mark.opencl
 def test_tuning_picks_a_measured_width_and_a_whole_launch(tuned: tuple[DeviceInfo, Tuning]) -> None:
     device, tuning = tuned
     config = tuning.config
@@ -215,6 +216,7 @@ def test_tuning_picks_a_measured_width_and_a_whole_launch(tuned: tuple[DeviceInf
     assert launch & (launch - 1) == 0, "a power of two, so launches tile the nonce space"
 
 
+@pytest.mark.opencl
 def test_a_remembered_tuning_is_used_without_measuring_again(
     tuned: tuple[DeviceInfo, Tuning], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -229,6 +231,7 @@ def test_a_remembered_tuning_is_used_without_measuring_again(
 # -- choosing a backend
 
 
+@pytest.mark.opencl
 def test_auto_prefers_the_faster_backend(tuned: tuple[DeviceInfo, Tuning]) -> None:
     device, tuning = tuned
     # The remembered rate is what auto compares with the CPU estimate (measured each time).
@@ -240,6 +243,7 @@ def test_auto_prefers_the_faster_backend(tuned: tuple[DeviceInfo, Tuning]) -> No
         assert isinstance(backend, CpuBackend)
 
 
+@pytest.mark.opencl
 def test_a_bad_device_number_is_one_sentence_and_the_cpu_backend(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
