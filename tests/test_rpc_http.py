@@ -8,6 +8,7 @@ are checked exactly as sent.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import time
@@ -17,7 +18,9 @@ from pathlib import Path
 import pytest
 from rpc_harness import NodeProcess, start_node
 
-from node.rpc.client import RpcClient, RpcConnectionError
+from node.core.address import encode_address
+from node.core.params import REGTEST
+from node.rpc.client import RpcCallError, RpcClient, RpcConnectionError
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +32,10 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
         yield process
     finally:
         process.terminate()
+
+
+def _sha256d(data: bytes) -> bytes:
+    return hashlib.sha256(hashlib.sha256(data).digest()).digest()
 
 
 def basic(user: str, password: str) -> str:
@@ -88,11 +95,39 @@ def test_read_only_routes_are_open_by_default(node: NodeProcess) -> None:
     assert reply.headers["Access-Control-Allow-Origin"] == "*"
 
 
-def test_private_rest_and_explicit_user(tmp_path: Path) -> None:
+def test_private_rest_explicit_user_and_no_wallet(tmp_path: Path) -> None:
+    miner = encode_address(bytes(range(20)), REGTEST.address_version)
     process = start_node(
-        tmp_path / "private", "--no-rest-public", "--rpc-user", "alice", "--rpc-password", "s3cret"
+        tmp_path / "private",
+        "--no-rest-public",
+        "--rpc-user",
+        "alice",
+        "--rpc-password",
+        "s3cret",
+        "--no-wallet",
+        "--mining-address",
+        miner,
     )
     try:
+        with pytest.raises(RpcCallError) as caught:
+            process.call("getnewaddress")
+        assert caught.value.code == -32601
+        assert not (process.datadir / "wallet.json").exists()
+        # getwork pays the configured address: solve one unit and look at its coinbase.
+        work = process.call("getwork")
+        data = bytes.fromhex(work["data"])
+        header = b"".join(data[i : i + 4][::-1] for i in range(0, 80, 4))
+        target = int.from_bytes(bytes.fromhex(work["target"]), "little")
+        nonce = next(
+            n
+            for n in range(1 << 32)
+            if int.from_bytes(_sha256d(header[:76] + n.to_bytes(4, "little")), "little") <= target
+        )
+        solved = header[:76] + nonce.to_bytes(4, "little")
+        submission = b"".join(solved[i : i + 4][::-1] for i in range(0, 80, 4)) + data[80:]
+        assert process.call("getwork", submission.hex()) is True
+        block = process.call("getblock", process.call("getbestblockhash"), 2)
+        assert block["tx"][0]["vout"][0]["address"] == miner
         for path in ("/rest/chaininfo", "/metrics", "/events"):
             assert process.http("GET", path, auth=None).status == 401, path
         private = process.http("GET", "/rest/chaininfo", auth=basic("alice", "s3cret"))
@@ -100,7 +135,7 @@ def test_private_rest_and_explicit_user(tmp_path: Path) -> None:
         assert "Access-Control-Allow-Origin" not in private.headers
         assert process.http("GET", "/rest/chaininfo").status == 200  # the cookie works too
         alice = RpcClient(process.rpc_url, "alice", "s3cret")
-        assert alice.call("getblockcount") == 0
+        assert alice.call("getblockcount") == 1
     finally:
         assert process.terminate() == 0
 

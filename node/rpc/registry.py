@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
@@ -66,7 +67,7 @@ def _type_error(value: Any, expected: str) -> RpcError:
     )
 
 
-class ParamType(Generic[T]):
+class ParamType(ABC, Generic[T]):
     """How one parameter is checked and converted; subclasses are the JSON types we accept."""
 
     json_type = "any"
@@ -75,8 +76,9 @@ class ParamType(Generic[T]):
     is_string = False
     """Whether a command-line word is passed as a string as-is rather than parsed as JSON."""
 
+    @abstractmethod
     def convert(self, value: Any, name: str) -> T:
-        raise NotImplementedError
+        """``value`` as the handler takes it; RpcError (-3 or -8) when it is not acceptable."""
 
 
 class Int(ParamType[int]):
@@ -364,7 +366,8 @@ class Registry:
     def __contains__(self, name: object) -> bool:
         return name in self._methods
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Method]:
+        """Every method, by category and name."""
         return iter(sorted(self._methods.values(), key=lambda m: (m.category, m.name)))
 
     def __len__(self) -> int:

@@ -280,8 +280,8 @@ async def getwork(ctx: RpcContext, data: bytes | None) -> Any:
         except (ValueError, DecodeError) as exc:
             raise invalid_parameter(f"data: {exc}") from None
         block = ctx.work.block_for(header)
-        if block is None:
-            return False
+        if block is None or header.prev_hash != ctx.node.tip.hash:
+            return False  # unknown, or stale: work for a tip that is gone
         return await submit(ctx, block) is None
     await ctx.node.query(_refuse_while_syncing)
     payout = ctx.mining_pubkey_hash()
