@@ -43,6 +43,7 @@ against an attacker who can already run code as the same user.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import json
@@ -351,7 +352,8 @@ def write_private_file(path: Path, data: bytes, replace: bool) -> None:
 
     The temporary file is created 0600 (``mkstemp`` does, and ``fchmod`` makes sure whatever
     the umask), filled and flushed to disk, then renamed over ``path`` (``replace``) or
-    hard-linked to it, which fails if ``path`` exists, so creating never clobbers a wallet.
+    hard-linked to it, which fails if ``path`` exists, so creating never clobbers a wallet
+    (where the filesystem has no hard links, an existence check and a rename instead).
     """
     directory = path.parent
     try:
@@ -368,7 +370,7 @@ def write_private_file(path: Path, data: bytes, replace: bool) -> None:
             if replace:
                 os.replace(temporary, path)
             else:
-                os.link(temporary, path)
+                _publish_new(temporary, path)
         except FileExistsError:
             raise WalletError(f"{path} already exists; refusing to overwrite a wallet") from None
         except OSError as exc:
@@ -377,6 +379,22 @@ def write_private_file(path: Path, data: bytes, replace: bool) -> None:
         if os.path.lexists(temporary):
             os.unlink(temporary)
     _fsync_directory(directory)
+
+
+def _publish_new(temporary: str, path: Path) -> None:
+    """Give the finished file its name, failing with FileExistsError if the name is taken."""
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        # Some filesystems (FAT, certain network and container mounts) have no hard links;
+        # there, check and rename, which leaves a tiny window instead of none.
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "exists", str(path)) from None
+        os.replace(temporary, path)
 
 
 def _fsync_directory(directory: Path) -> None:
