@@ -105,6 +105,8 @@ async def addnode(ctx: RpcContext, node: str, command: str) -> None:
     if command == "onetry":
         await ctx.node.connect_once(address)
         return
+    # Node.add_node does not say whether the address was added before, and bitcoind answers
+    # -23/-24 by that; the address book's persistent entries are exactly the added nodes.
     added = address in ctx.node.manager.addrbook.persistent()
     if command == "add":
         if added:
