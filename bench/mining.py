@@ -16,8 +16,8 @@ Measures, in one run, on the default OpenCL device (or ``--device N``):
 * ``yardstick``: hashlib's SHA-256 compressions/s on one core and the SHA-256 figure (times the
   cores, over two compressions per nonce), with every rate's ratio to it.
 
-Each point is a median of three timed windows; the machine is noisy and shared, so compare
-the ratios within one run rather than rates across runs.
+Each rate is the median of three timed windows of ``--seconds``; the machine is noisy and
+shared, so compare the ratios within one run rather than rates across runs.
 
     python bench/mining.py                 # about 90 seconds on 2 cores
     python bench/mining.py --seconds 0.3   # about 40 seconds, noisier
@@ -27,6 +27,7 @@ the ratios within one run rather than rates across runs.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -50,6 +51,7 @@ from miner.rates import (
     TIMING_HEADER,
     format_rate,
     measure_hashrate,
+    median_rate,
     midstate_rate,
     sha256_compressions_per_second,
     sha256_figure,
@@ -62,21 +64,19 @@ LOCAL_SIZES = (64, 256, 1024)
 REPEATS = 3
 
 
-def median_rate(runner: KernelRunner, seconds: float) -> float:
-    """Median nonces/s of REPEATS windows of ``seconds`` (one warm-up launch first)."""
+def kernel_rate(runner: KernelRunner, seconds: float) -> float:
+    """Median nonces/s of REPEATS windows of ``seconds`` (after one warm-up launch)."""
     runner.set_work(SearchWork.from_header(TIMING_HEADER), 0)
     per_launch = runner.config.nonces_per_launch
     runner.run([(0, per_launch)])
-    rates = []
-    for _ in range(REPEATS):
-        done = 0
-        started = time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            first = done % (1 << 32)
-            runner.run([(first, per_launch), ((first + per_launch) % (1 << 32), per_launch)])
-            done += 2 * per_launch
-        rates.append(done / (time.perf_counter() - started))
-    return statistics.median(rates)
+    position = itertools.count(per_launch, 2 * per_launch)
+
+    def step() -> int:
+        first = next(position) % (1 << 32)
+        runner.run([(first, per_launch), (first + per_launch, per_launch)])
+        return 2 * per_launch
+
+    return median_rate(step, REPEATS * seconds, REPEATS)
 
 
 def config_for(
@@ -129,7 +129,7 @@ def measure_widths(device: int | None, seconds: float) -> list[dict[str, Any]]:
         for portable in (False, True):
             runner = KernelRunner(info, handle, config_for(vector, portable))
             try:
-                rate = median_rate(runner, seconds)
+                rate = kernel_rate(runner, seconds)
             finally:
                 runner.close()
             rows.append({"vector": vector, "portable_ops": portable, "hashrate": rate})
@@ -150,13 +150,13 @@ def measure_launches(device: int | None, best: KernelConfig, seconds: float) -> 
                 {
                     "global_size": items,
                     "nonces_per_launch": items * best.vector,
-                    "hashrate": median_rate(runner, seconds),
+                    "hashrate": kernel_rate(runner, seconds),
                 }
             )
         for local in LOCAL_SIZES:
             if local <= info.max_work_group_size:
                 runner.config = config_for(best.vector, best.portable_ops, local=local)
-                by_local.append({"local_size": local, "hashrate": median_rate(runner, seconds)})
+                by_local.append({"local_size": local, "hashrate": kernel_rate(runner, seconds)})
     finally:
         runner.close()
     return {"by_global": by_global, "by_local": by_local}
@@ -164,16 +164,16 @@ def measure_launches(device: int | None, best: KernelConfig, seconds: float) -> 
 
 def measure_backend(device: int | None, best: KernelConfig, seconds: float) -> float:
     with OpenCLBackend(device, best) as backend:
-        return statistics.median(measure_hashrate(backend, seconds) for _ in range(REPEATS))
+        return measure_hashrate(backend, REPEATS * seconds)
 
 
 def measure_cpu(seconds: float) -> dict[str, Any]:
     cores = available_cores()
-    one_core = statistics.median(midstate_rate(seconds) for _ in range(REPEATS))
+    one_core = midstate_rate(REPEATS * seconds)
     by_processes = []
     for processes in sorted({1, cores}):
         with CpuBackend(processes) as backend:
-            rate = statistics.median(measure_hashrate(backend, seconds) for _ in range(REPEATS))
+            rate = measure_hashrate(backend, REPEATS * seconds)
         by_processes.append({"processes": processes, "hashrate": rate})
     single = by_processes[0]["hashrate"]
     for row in by_processes:
@@ -184,9 +184,7 @@ def measure_cpu(seconds: float) -> dict[str, Any]:
 def run(device: int | None, seconds: float) -> dict[str, Any]:
     started = time.perf_counter()
     cores = available_cores()
-    compressions = statistics.median(
-        sha256_compressions_per_second(seconds) for _ in range(REPEATS)
-    )
+    compressions = sha256_compressions_per_second(REPEATS * seconds)
     figure = sha256_figure(compressions, cores)
     report: dict[str, Any] = {
         "benchmark": "mining",

@@ -13,7 +13,10 @@ This module only measures; it decides nothing (see :mod:`miner.factory`).
 from __future__ import annotations
 
 import hashlib
+import itertools
+import statistics
 import time
+from collections.abc import Callable
 
 from miner.backend import NONCE_SPACE, Backend
 from miner.cpu import scan
@@ -39,16 +42,34 @@ def format_rate(rate: float) -> str:
     return f"{rate:.{digits}f} {_SI_PREFIXES[prefix]}H/s"
 
 
+WINDOWS = 3
+"""Rates are the median of this many timed windows: one spike of other load moves none of them."""
+
+
+def median_rate(step: Callable[[], int], seconds: float, windows: int = WINDOWS) -> float:
+    """Median units per second of ``step`` (which returns the units it did) over ``windows``
+    windows that share ``seconds``; each window runs ``step`` at least once."""
+    rates = []
+    for _ in range(windows):
+        done = 0
+        started = time.perf_counter()
+        while True:
+            done += step()
+            elapsed = time.perf_counter() - started
+            if elapsed >= seconds / windows:
+                break
+        rates.append(done / elapsed)
+    return statistics.median(rates)
+
+
 def sha256_compressions_per_second(seconds: float) -> float:
     """SHA-256 compressions per second of hashlib on one core, over a 4 MiB message."""
-    done = 0
-    started = time.perf_counter()
-    while True:
+
+    def step() -> int:
         hashlib.sha256(_LONG_MESSAGE).digest()
-        done += len(_LONG_MESSAGE) // _BLOCK
-        elapsed = time.perf_counter() - started
-        if elapsed >= seconds:
-            return done / elapsed
+        return len(_LONG_MESSAGE) // _BLOCK
+
+    return median_rate(step, seconds)
 
 
 def sha256_figure(compressions_per_second: float, cores: int) -> float:
@@ -57,15 +78,15 @@ def sha256_figure(compressions_per_second: float, cores: int) -> float:
 
 def midstate_rate(seconds: float) -> float:
     """Nonces per second of the CPU backend's per-nonce loop on one core, in this process."""
-    done = 0
-    chunk = 1 << 16
-    started = time.perf_counter()
-    while True:
-        scan(TIMING_HEADER, 0, done, done + chunk)
-        done += chunk
-        elapsed = time.perf_counter() - started
-        if elapsed >= seconds:
-            return done / elapsed
+    chunk = 1 << 15
+    position = itertools.count(0, chunk)
+
+    def step() -> int:
+        first = next(position) % NONCE_SPACE
+        scan(TIMING_HEADER, 0, first, first + chunk)
+        return chunk
+
+    return median_rate(step, seconds)
 
 
 def measure_hashrate(backend: Backend, seconds: float) -> float:
@@ -76,12 +97,12 @@ def measure_hashrate(backend: Backend, seconds: float) -> float:
     """
     count = backend.preferred_count
     backend.search(TIMING_HEADER, 0, 0, count)
-    done = 0
-    started = time.perf_counter()
-    while True:
-        start = done % NONCE_SPACE
-        backend.search(TIMING_HEADER, 0, start, min(count, NONCE_SPACE - start))
-        done += min(count, NONCE_SPACE - start)
-        elapsed = time.perf_counter() - started
-        if elapsed >= seconds:
-            return done / elapsed
+    position = itertools.count(count, count)
+
+    def step() -> int:
+        start = next(position) % NONCE_SPACE
+        done = min(count, NONCE_SPACE - start)
+        backend.search(TIMING_HEADER, 0, start, done)
+        return done
+
+    return median_rate(step, seconds)

@@ -34,12 +34,12 @@ cache, or pyopencl's binary cache for drivers that have none), not here.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import multiprocessing
 import os
 import tempfile
-import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
@@ -49,7 +49,7 @@ from typing import Any
 from miner.backend import BackendUnavailableError
 from miner.midstate import SearchWork
 from miner.opencl import VECTOR_WIDTHS, DeviceInfo, KernelConfig, KernelRunner, pick_device
-from miner.rates import TIMING_HEADER, format_rate
+from miner.rates import TIMING_HEADER, format_rate, median_rate
 
 log = logging.getLogger(__name__)
 
@@ -157,15 +157,14 @@ def measure(runner: KernelRunner, seconds: float) -> float:
     runner.set_work(SearchWork.from_header(TIMING_HEADER), 0)
     per_launch = runner.config.nonces_per_launch
     runner.run([(0, per_launch)])  # PoCL compiles the work-group function at the first launch
-    done = 0
-    started = time.perf_counter()
-    while True:
-        first = done % (1 << 32)
-        runner.run([(first, per_launch), ((first + per_launch) % (1 << 32), per_launch)])
-        done += 2 * per_launch
-        elapsed = time.perf_counter() - started
-        if elapsed >= seconds:
-            return done / elapsed
+    position = itertools.count(per_launch, 2 * per_launch)
+
+    def step() -> int:
+        first = next(position) % (1 << 32)
+        runner.run([(first, per_launch), (first + per_launch, per_launch)])
+        return 2 * per_launch
+
+    return median_rate(step, seconds)
 
 
 def trial(
