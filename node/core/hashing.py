@@ -26,6 +26,10 @@ def hash_hex(digest: bytes) -> str:
 
 def hash_from_hex(text: str) -> bytes:
     """Inverse of :func:`hash_hex`; raises ValueError on anything but 64 hex digits."""
-    if len(text) != 64:
-        raise ValueError(f"expected 64 hex digits, got {len(text)} characters")
+    # bytes.fromhex skips whitespace, so check the characters ourselves.
+    if len(text) != 64 or not all(c in _HEX_DIGITS for c in text):
+        raise ValueError(f"expected 64 hex digits, got {text[:80]!r}")
     return bytes.fromhex(text)[::-1]
+
+
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")

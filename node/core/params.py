@@ -161,9 +161,9 @@ REGTEST = NetworkParams(
     address_version=0x6F,
     default_p2p_port=18444,
     default_rpc_port=18443,
-    genesis_time=1764028800,
+    genesis_time=1795564800,
     genesis_bits=0x207FFFFF,
-    genesis_nonce=1,
+    genesis_nonce=3,
     genesis_message=b"forklab regtest: blocks on demand",
 )
 
@@ -180,9 +180,9 @@ DEMO = NetworkParams(
     address_version=0x1E,
     default_p2p_port=28444,
     default_rpc_port=28443,
-    genesis_time=1764028800,
+    genesis_time=1795564800,
     genesis_bits=0x1F00FFFF,
-    genesis_nonce=8199,
+    genesis_nonce=40693,
     genesis_message=b"forklab demo: a block every few seconds, for classrooms",
 )
 
@@ -199,9 +199,9 @@ MAIN = NetworkParams(
     address_version=0x00,
     default_p2p_port=8444,
     default_rpc_port=8443,
-    genesis_time=1764028801,
+    genesis_time=1795564800,
     genesis_bits=0x1D00FFFF,
-    genesis_nonce=693530461,
+    genesis_nonce=2568346544,
     genesis_message=b"forklab main 2026-11-25: Bitcoin's constants, your own chain",
 )
 
