@@ -183,12 +183,14 @@ def measure_cpu(seconds: float) -> dict[str, Any]:
 
 def run(device: int | None, seconds: float) -> dict[str, Any]:
     started = time.perf_counter()
+    load = os.getloadavg()[0]
     cores = available_cores()
     compressions = sha256_compressions_per_second(REPEATS * seconds)
     figure = sha256_figure(compressions, cores)
     report: dict[str, Any] = {
         "benchmark": "mining",
         "python": platform.python_version(),
+        "load_average": load,
         "yardstick": {
             "compressions_per_second": compressions,
             "cores": cores,
@@ -284,7 +286,10 @@ def print_table(report: dict[str, Any]) -> None:
             f"efficiency {row['efficiency']:.2f}",
         )
     line("CPU backend / (cores x one core's loop)", f"{cpu['ratio_to_reference']:>16.2f}")
-    print(f"\n{report['seconds']:.0f} s")
+    print(
+        f"\n{report['seconds']:.0f} s; load average before the run {report['load_average']:.2f} "
+        f"on {yardstick['cores']} cores"
+    )
 
 
 def main() -> None:

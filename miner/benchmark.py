@@ -23,11 +23,13 @@ cores                                   cores available to this process
 midstate_rate                           the CPU loop's nonces/s on one core
 cpu_reference                           midstate_rate x cores
 seconds                                 measuring time per backend
+load_average                            1-minute load average before the run (or null)
 ======================================  =====================================================
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -91,6 +93,9 @@ class BenchReport:
     opencl_error: str | None
     cpu: Measurement | None
     seconds: float
+    load_average: float | None = None
+    """The 1-minute load average before the run: other work competing for the cores makes
+    the multi-core rates (but not the one-core yardstick) come out low."""
 
     @property
     def best_opencl(self) -> Measurement | None:
@@ -129,6 +134,7 @@ class BenchReport:
             "midstate_rate": self.yardstick.midstate_rate,
             "cpu_reference": self.yardstick.cpu_reference,
             "seconds": self.seconds,
+            "load_average": self.load_average,
         }
 
     def _device_json(self, m: Measurement) -> dict[str, Any]:
@@ -187,6 +193,11 @@ class BenchReport:
             f"{y.compressions_per_second / 1e6:.1f} M compressions/s (hashlib, one core) "
             f"x {y.cores} cores / 2 compressions per nonce"
         )
+        if self.load_average is not None:
+            lines.append(
+                f"Load average before the run: {self.load_average:.2f} on {y.cores} cores "
+                "(competing work lowers the multi-core rates, not the one-core figures)"
+            )
         return "\n".join(lines)
 
     def _ratio_text(self, m: Measurement) -> str:
@@ -227,10 +238,11 @@ def run_bench(
     device: int | None = None,
     threads: int | None = None,
 ) -> BenchReport:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     yardstick = Yardstick.measure(min(YARDSTICK_SECONDS, seconds))
     opencl: list[Measurement] = []
     opencl_error = None
     if backends in ("all", "opencl"):
         opencl, opencl_error = measure_opencl(device, seconds)
     cpu = measure_cpu(threads, seconds) if backends in ("all", "cpu") else None
-    return BenchReport(yardstick, tuple(opencl), opencl_error, cpu, seconds)
+    return BenchReport(yardstick, tuple(opencl), opencl_error, cpu, seconds, load)
