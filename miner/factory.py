@@ -17,7 +17,7 @@ from typing import Literal, get_args
 from miner.backend import Backend, BackendUnavailableError
 from miner.cpu import CpuBackend, available_cores
 from miner.opencl_backend import OpenCLBackend
-from miner.rates import midstate_rate
+from miner.rates import format_rate, midstate_rate
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,10 @@ def open_backend(
         cpu_rate = estimate_cpu_rate(threads or available_cores())
         if cpu_rate > opencl.measured_rate:
             log.info(
-                "the CPU backend (about %.1f MH/s) beats OpenCL on %s (%.1f MH/s); using the CPU",
-                cpu_rate / 1e6,
+                "the CPU backend (about %s) beats OpenCL on %s (%s); using the CPU",
+                format_rate(cpu_rate),
                 opencl.device,
-                opencl.measured_rate / 1e6,
+                format_rate(opencl.measured_rate),
             )
             opencl.close()
             return CpuBackend(threads)
