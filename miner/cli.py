@@ -6,13 +6,16 @@ The commands are registered on an argparse sub-parser by :func:`add_commands`, w
 ``forklab`` command line calls; :func:`main` runs them alone (``python -m miner ...``). Each leaf
 parser sets ``func``, a function of the parsed arguments that returns the exit status.
 
-Messages for people (fallbacks, tuning) go to stderr through :mod:`logging`; results go to
-stdout. Errors in the arguments exit with status 2 and one line, never a traceback.
+Messages for people (fallbacks, tuning progress) go through :mod:`logging` at INFO and WARNING,
+which :func:`main` sends to stderr (a host command line should do the same); results go to
+stdout. Errors in the arguments exit with status 2 and one line, failures at run time with one
+line and status 1 (130 on Ctrl-C), never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -146,6 +149,30 @@ def _fail(command: str, message: str) -> int:
     return 2
 
 
+def _guarded(command: Handler) -> Handler:
+    """Turn the failures a command can meet at run time into a line and an exit status, so the
+    commands behave the same under ``forklab miner`` and ``python -m miner``."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except BackendUnavailableError as exc:  # a device that failed after it was set up
+            print(f"forklab: error: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("forklab: interrupted", file=sys.stderr)
+            return 130
+        except BrokenPipeError:
+            # The reader went away (`... | head`): say nothing more, and keep Python from
+            # complaining again when it flushes stdout at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
+
+    return run
+
+
+@_guarded
 def cmd_search(args: argparse.Namespace) -> int:
     header: bytes = args.header
     target: int | None = args.target
@@ -175,6 +202,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+@_guarded
 def cmd_devices(args: argparse.Namespace) -> int:
     try:
         devices = list_devices()
@@ -199,6 +227,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+@_guarded
 def cmd_bench(args: argparse.Namespace) -> int:
     report = run_bench(cast(BenchBackends, args.backend), args.seconds, args.device, args.threads)
     print(json.dumps(report.to_json(), indent=2) if args.json else report.table())
@@ -214,16 +243,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="forklab: %(message)s", stream=sys.stderr)
     handler: Handler = args.func
-    try:
-        return handler(args)
-    except BackendUnavailableError as exc:  # a device that failed after it was set up
-        print(f"forklab: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("forklab: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # The reader went away (`... | head`); say nothing more, and keep Python from
-        # complaining again when it flushes stdout at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+    return handler(args)
