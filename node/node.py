@@ -299,6 +299,7 @@ class _ChainAccess:
         def work() -> tuple[BlockOutcome, list[Event]]:
             result = self.chain.process_block(block, now)
             events = self._apply_chain_events(result.events)
+            readded = tuple(e.tx for e in events if isinstance(e, TxAccepted))
             tip_changed = any(isinstance(e, TipChanged) for e in result.events)
             tip = self._read_tip()
             tip_block = None
@@ -315,6 +316,7 @@ class _ChainAccess:
                     tip_changed=tip_changed,
                     tip=tip,
                     tip_block=tip_block,
+                    readded=readded,
                 ),
                 events,
             )
@@ -533,6 +535,8 @@ class Node:
         outcome = await access.submit_block(block, "local")
         if outcome.accepted and outcome.tip_changed and outcome.tip_block is not None:
             manager.announce_block(outcome.tip_block, None)
+        for tx in outcome.readded:
+            manager.announce_tx(tx, None)
         return outcome
 
     async def submit_tx(self, tx: Transaction) -> MempoolEntry:

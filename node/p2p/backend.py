@@ -78,6 +78,8 @@ class BlockOutcome:
     """The active tip after the block, when it changed."""
     tip_block: Block | None = None
     """The new tip's block (for announcing it), when the tip changed."""
+    readded: tuple[Transaction, ...] = ()
+    """Transactions of disconnected blocks back in the mempool (to announce again)."""
 
 
 @dataclass(frozen=True)

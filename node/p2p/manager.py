@@ -266,14 +266,15 @@ class PeerManager:
             self._maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._maintenance
-        if self._listener is not None:
-            await self._listener.close()
-            self._listener = None
+        # Peers first: a server waits for its open connections before it stops listening.
         for peer in list(self.peers.values()):
             peer.close("shutting down")
         for peer in list(self.peers.values()):
             with contextlib.suppress(TimeoutError):
                 await with_timeout(self.clock, 5.0, peer.wait_closed())
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -428,6 +429,11 @@ class PeerManager:
                     self.addrbook.mark_failed(peer.dialed, self.clock.monotonic())
                 peer.close(f"handshake failed: {reason}")
                 return
+            duplicate = self._duplicate_of(peer)
+            if duplicate is not None:
+                duplicate.close("duplicate connection")
+                if duplicate is peer:
+                    return
             self._on_handshake_done(peer)
             await self._read_loop(peer)
         except Exception:
@@ -459,6 +465,25 @@ class PeerManager:
                 raise HandshakeError(f"refused by the peer: {message.reason} {message.detail}")
             else:
                 raise HandshakeError(f"{message.msgtype} before the handshake completed")
+
+    def _duplicate_of(self, peer: Peer) -> Peer | None:
+        """When two nodes dial each other at once, the connection to drop (else None).
+
+        Both ends apply the same rule, so they drop the same one: keep the connection dialled
+        by the node with the lower nonce.
+        """
+        assert peer.version is not None
+        for other in self.active_peers():
+            if other.version is not None and other.version.nonce == peer.version.nonce:
+
+                def dialer(p: Peer) -> int:
+                    assert p.version is not None
+                    return self.nonce if not p.inbound else p.version.nonce
+
+                if dialer(peer) == dialer(other):
+                    return peer  # two connections in one direction: keep the first
+                return peer if dialer(peer) > dialer(other) else other
+        return None
 
     def _check_version(self, peer: Peer, version: Version) -> None:
         if version.genesis_hash != self.params.genesis_hash:
@@ -583,7 +608,7 @@ class PeerManager:
             if peer.dialed is not None:
                 self.addrbook.ban(peer.dialed, until)
             self.addrbook.ban(peer.conn.remote, until)
-            peer.close(f"banned: {reason}")
+            peer.close(f"banned: {reason}", flush=True)
 
     # ----------------------------------------------------------------------------- liveness
 
@@ -876,8 +901,8 @@ class PeerManager:
         if outcome.error is not None:
             error = outcome.error
             if peer is not None and _blames_sender(error):
-                self.misbehaving(peer, Score.INVALID_BLOCK, f"invalid block: {error}")
                 peer.send(Reject(BlockMsg.msgtype, error.reason, block.hash, error.detail[:200]))
+                self.misbehaving(peer, Score.INVALID_BLOCK, f"invalid block: {error}")
             elif peer is not None and error.code is ErrorCode.PREV_BLK_NOT_FOUND:
                 await self._request_headers(peer)
             return
@@ -893,6 +918,8 @@ class PeerManager:
         if outcome.tip_changed and outcome.tip_block is not None:
             self._recent_rejects.clear()
             self.announce_block(outcome.tip_block, peer)
+        for tx in outcome.readded:
+            self.announce_tx(tx, None)
         if not outcome.duplicate:
             await self._retry_orphans([tx.txid for tx in block.transactions])
         await self._schedule_all()
@@ -939,6 +966,13 @@ class PeerManager:
         if (await self.backend.have_block([block_hash]))[0]:
             self._block_request_done(block_hash, peer)
             return
+        owner = self._block_requests.get(block_hash)
+        if owner is not None and owner != peer.id:
+            return  # another peer is already delivering it
+        # Claimed before the header is stored, so the download scheduler, which may run while
+        # we wait, does not ask another peer for the same block.
+        self._block_requests[block_hash] = peer.id
+        peer.blocks_in_flight[block_hash] = self.clock.monotonic()
         outcome = await self.backend.accept_headers([message.header], int(self.clock.time()))
         if outcome.status is HeadersStatus.UNCONNECTED:
             self._block_request_done(block_hash, peer)
@@ -952,11 +986,6 @@ class PeerManager:
             self._block_request_done(block_hash, peer)
             return
         self._update_best_known(peer, block_hash, outcome.last_height, outcome.last_work)
-        owner = self._block_requests.get(block_hash)
-        if owner is not None and owner != peer.id:
-            return  # another peer is already delivering it
-        self._block_requests[block_hash] = peer.id
-        peer.blocks_in_flight[block_hash] = self.clock.monotonic()
         try:
             partial = PartialBlock(message)
         except ValueError:
@@ -1052,8 +1081,8 @@ class PeerManager:
             while len(self._recent_rejects) > RECENT_REJECTS:
                 self._recent_rejects.popitem(last=False)
         if peer is not None and error is not None and _blames_sender(error):
-            self.misbehaving(peer, Score.INVALID_TX, f"invalid transaction: {error}")
             peer.send(Reject(TxMsg.msgtype, error.reason, tx.txid, error.detail[:200]))
+            self.misbehaving(peer, Score.INVALID_TX, f"invalid transaction: {error}")
         return error
 
     async def _retry_orphans(self, parents: list[bytes]) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -37,6 +37,9 @@ from node.p2p.messages import (
 from node.runtime import Clock, Connection, ConnectionClosed
 
 T = TypeVar("T")
+
+FLUSH_SECONDS = 2.0
+"""How long a peer being disconnected with a reason is given to read it."""
 
 KNOWN_INVENTORY = 20_000
 """Hashes remembered per peer as known to it (announced by or to it), oldest forgotten first."""
@@ -114,6 +117,8 @@ class PeerInfo:
     """We asked this peer to push new blocks as cmpctblock."""
     high_bandwidth_from: bool
     """This peer asked us to push new blocks as cmpctblock."""
+    sent_per_msg: dict[str, int]
+    received_per_msg: dict[str, int]
 
 
 class Peer:
@@ -173,6 +178,9 @@ class Peer:
         self.bytes_received = 0
         self.messages_sent = 0
         self.messages_received = 0
+        self.sent_per_msg: Counter[str] = Counter()
+        """Messages sent, by msgtype (getpeerinfo's bytessent_per_msg counts these)."""
+        self.received_per_msg: Counter[str] = Counter()
 
         # -- the send side
         self._outbox: deque[tuple[float, bytes]] = deque()
@@ -182,7 +190,8 @@ class Peer:
         self._pending_inv: dict[InvItem, None] = {}
         self._closing = False
         self._closed_event = asyncio.Event()
-        self.writer: asyncio.Task[None] | None = None
+        self.writer: asyncio.Future[None] | None = None
+        self._watchdog: asyncio.Future[None] | None = None
         self.reader: asyncio.Task[None] | None = None
 
     # -- identity
@@ -237,6 +246,7 @@ class Peer:
         self._outbox.append((self.clock.monotonic(), frame))
         self._outbox_bytes += len(frame)
         self.messages_sent += 1
+        self.sent_per_msg[message.msgtype] += 1
         if self._outbox_bytes > self.max_send_bytes:
             self.close("send buffer overflow: the peer does not read")
             return
@@ -298,23 +308,40 @@ class Peer:
         self.bytes_received += len(frame)
         self.messages_received += 1
         self.last_received = self.clock.monotonic()
-        return decode_message(frame, self.max_frame)
+        message = decode_message(frame, self.max_frame)
+        self.received_per_msg[message.msgtype] += 1
+        return message
 
     # -- closing
 
-    def close(self, reason: str) -> None:
-        """Disconnect: what is queued is dropped, the connection is closed by the writer."""
+    def close(self, reason: str, *, flush: bool = False) -> None:
+        """Disconnect; the writer closes the connection.
+
+        What is queued is dropped, unless ``flush``: then it is still sent (a reject telling
+        the peer why), for at most FLUSH_SECONDS, so a peer that does not read cannot hold the
+        connection open.
+        """
         if self._closing:
             return
         self._closing = True
         self.close_reason = reason
-        self._outbox.clear()
-        self._outbox_bytes = 0
+        if flush:
+            self._watchdog = asyncio.ensure_future(self._close_after(FLUSH_SECONDS))
+        else:
+            self._outbox.clear()
+            self._outbox_bytes = 0
         self._pending_inv.clear()
         self._wakeup.set()
         self._drained.set()
         if self.writer is None:
             self.writer = asyncio.ensure_future(self._shutdown())
+
+    async def _close_after(self, seconds: float) -> None:
+        await self.clock.sleep(seconds)
+        self._outbox.clear()
+        if self.writer is not None:
+            self.writer.cancel()
+        await self._shutdown()
 
     async def _shutdown(self) -> None:
         if self._closed_event.is_set():
@@ -325,6 +352,8 @@ class Peer:
         with contextlib.suppress(Exception):
             await self.conn.close()
         self._closed_event.set()
+        if self._watchdog is not None and not self._watchdog.done():
+            self._watchdog.cancel()
 
     async def wait_closed(self) -> None:
         await self._closed_event.wait()
@@ -351,4 +380,6 @@ class Peer:
             compact=self.compact,
             high_bandwidth_to=self.high_bandwidth_to,
             high_bandwidth_from=self.high_bandwidth_from,
+            sent_per_msg=dict(self.sent_per_msg),
+            received_per_msg=dict(self.received_per_msg),
         )

@@ -29,6 +29,8 @@ from node.runtime import AcceptCallback, Connection, ConnectionClosed, Transport
 P2P_PATH = "/p2p"
 CONNECT_TIMEOUT = 5.0
 HEARTBEAT = 30.0
+SHUTDOWN_TIMEOUT = 2.0
+"""Seconds a closing listener waits for its connections' handlers to finish."""
 
 
 class FrameTooLarge(ConnectionClosed):
@@ -177,7 +179,9 @@ class WebSocketTransport:
 
         app = web.Application()
         app.router.add_get(P2P_PATH, handler)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT
+        )
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         try:
