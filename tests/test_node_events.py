@@ -1,0 +1,127 @@
+"""Node events: what a subscriber sees, and that a slow one never holds the node back.
+
+The bus is checked on its own (bounded queues, the lost-events notice arriving in order), then
+on a real node through a reorganisation: block connected and disconnected events, the new tip
+with its reorg depth, and the transactions leaving and re-entering the mempool.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from p2p_harness import extend, mine, start_node, submit_all
+
+from node.events import (
+    BlockConnected,
+    BlockDisconnected,
+    Event,
+    EventBus,
+    EventsLost,
+    NewTip,
+    PeerConnected,
+    Reorg,
+    TxAccepted,
+    TxRemoved,
+)
+
+
+def _tip(n: int) -> NewTip:
+    return NewTip(bytes([n]) * 32, n, bytes(32), 0, 0)
+
+
+def drain(sub: object) -> list[Event]:
+    events = []
+    while (event := sub.get_nowait()) is not None:  # type: ignore[attr-defined]
+        events.append(event)
+    return events
+
+
+def test_every_subscriber_gets_every_event_in_order() -> None:
+    bus = EventBus()
+    first, second = bus.subscribe(), bus.subscribe()
+    for n in range(5):
+        bus.publish(_tip(n))
+    assert drain(first) == drain(second) == [_tip(n) for n in range(5)]
+
+
+def test_a_slow_subscriber_loses_events_and_is_told_in_order() -> None:
+    bus = EventBus()
+    slow = bus.subscribe(maxsize=3)
+    fast = bus.subscribe(maxsize=100)
+    for n in range(10):
+        bus.publish(_tip(n))  # never waits, whatever the subscribers do
+    # The slow one kept what fitted, then learns how many it missed ...
+    assert drain(slow) == [_tip(0), _tip(1), _tip(2), EventsLost(7)]
+    # ... and once it has room again, events flow after the notice, never before it.
+    bus.publish(_tip(10))
+    assert drain(slow) == [_tip(10)]
+    assert drain(fast) == [_tip(n) for n in range(11)]
+
+
+def test_notice_comes_before_the_first_event_after_a_loss() -> None:
+    bus = EventBus()
+    sub = bus.subscribe(maxsize=3)
+    for n in range(5):
+        bus.publish(_tip(n))
+    assert sub.get_nowait() == _tip(0)
+    assert sub.get_nowait() == _tip(1)
+    bus.publish(_tip(5))  # room for the notice and the event: both go in, notice first
+    assert drain(sub) == [_tip(2), EventsLost(2), _tip(5)]
+
+
+def test_subscribing_to_some_kinds_only() -> None:
+    bus = EventBus()
+    sub = bus.subscribe(kinds=[PeerConnected])
+    bus.publish(_tip(1))
+    bus.publish(PeerConnected(1, "127.0.0.1:1", False, "/x/"))
+    assert drain(sub) == [PeerConnected(1, "127.0.0.1:1", False, "/x/")]
+
+
+async def test_closed_subscription_ends_iteration() -> None:
+    bus = EventBus()
+    sub = bus.subscribe()
+    bus.publish(_tip(1))
+    bus.close()
+    assert [event async for event in sub] == [_tip(1)]
+
+
+async def test_a_reorg_is_told_as_events(tmp_path: Path) -> None:
+    from blocktools import ChainBuilder
+
+    node = await start_node(tmp_path, "a")
+    try:
+        chain = ChainBuilder()
+        shared = await mine(node, chain, 101)
+        tx = chain.spend([chain.coinbase_of("b1")], fee=10_000)
+        sub = node.subscribe()
+        await node.submit_tx(tx)
+        losing = chain.block("x102", parent=shared, txs=[tx], time=chain[shared].header.time + 1)
+        await submit_all(node, [losing])
+        winning = extend(chain, 2, prefix="y", parent=shared)
+        await submit_all(node, [chain[n] for n in winning])
+        events = drain(sub)
+    finally:
+        await node.stop()
+    kinds = [type(e).__name__ for e in events]
+    assert kinds == [
+        "TxAccepted",  # the payment enters the mempool
+        "BlockConnected",  # x102 confirms it
+        "NewTip",
+        "TxRemoved",
+        "BlockDisconnected",  # y103 beats x102: x102 goes,
+        "BlockConnected",  # y102 and y103 come
+        "BlockConnected",
+        "NewTip",
+        "Reorg",
+        "TxAccepted",  # the payment is back, unconfirmed
+    ], kinds
+    assert isinstance(events[3], TxRemoved) and events[3].reason == "block"
+    disconnected = events[4]
+    assert isinstance(disconnected, BlockDisconnected) and disconnected.block == losing
+    assert [e.height for e in events if isinstance(e, BlockConnected)] == [102, 102, 103]
+    new_tip, reorg, back = events[7], events[8], events[9]
+    assert isinstance(new_tip, NewTip) and new_tip.reorg_depth == 1
+    assert new_tip.hash == chain[winning[-1]].hash
+    assert isinstance(reorg, Reorg) and (reorg.depth, reorg.connected) == (1, 2)
+    assert reorg.fork_height == 101
+    assert isinstance(back, TxAccepted) and back.tx == tx and back.source == "reorg"
