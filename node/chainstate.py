@@ -161,10 +161,18 @@ class ChainState:
 
     @classmethod
     def open(
-        cls, datadir: Path, params: NetworkParams, *, sig_cache: SignatureCache | None = None
+        cls,
+        datadir: Path,
+        params: NetworkParams,
+        *,
+        sig_cache: SignatureCache | None = None,
+        create: bool = True,
     ) -> ChainState:
-        """Open (or create) the chain store in ``datadir``; StoreError if it is not usable."""
-        store = ChainStore.open(datadir, params)
+        """Open the chain store in ``datadir``, creating it unless ``create`` is False.
+
+        StoreError if it is not usable (see :meth:`ChainStore.open`).
+        """
+        store = ChainStore.open(datadir, params, create=create)
         try:
             return cls(store, params, sig_cache=sig_cache)
         except BaseException:

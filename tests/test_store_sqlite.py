@@ -192,6 +192,14 @@ def test_a_data_directory_that_is_a_file_is_refused(tmp_path: Path) -> None:
         ChainState.open(path, REGTEST)
 
 
+def test_opening_without_create_refuses_a_missing_store(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no chain store"):
+        ChainState.open(tmp_path / "typo", REGTEST, create=False)
+    assert not (tmp_path / "typo" / DB_FILENAME).exists()
+    ChainState.open(tmp_path, REGTEST).close()
+    ChainState.open(tmp_path, REGTEST, create=False).close()
+
+
 def test_a_data_directory_in_use_is_refused_until_released(tmp_path: Path) -> None:
     first = ChainState.open(tmp_path, REGTEST)
     with pytest.raises(StoreError, match="in use by another process"):

@@ -166,15 +166,19 @@ class ChainStore:
     # -- opening
 
     @classmethod
-    def open(cls, datadir: Path, params: NetworkParams) -> ChainStore:
+    def open(cls, datadir: Path, params: NetworkParams, *, create: bool = True) -> ChainStore:
         """Open the store in ``datadir``, creating it (and the directory) if there is none.
 
         Raises StoreError if the directory is used by another process, or holds a file that is
-        not a forklab chain store, has another format version, or belongs to another network.
+        not a forklab chain store, has another format version, or belongs to another network;
+        and, with ``create=False`` (for tools that only inspect, like ``forklab verify``), if
+        there is no store there at all.
         """
         datadir = Path(datadir)
         if datadir.exists() and not datadir.is_dir():
             raise StoreError(f"data directory {datadir} exists and is not a directory")
+        if not create and not (datadir / DB_FILENAME).is_file():
+            raise StoreError(f"there is no chain store in {datadir}")
         try:
             datadir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
