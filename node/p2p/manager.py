@@ -672,7 +672,10 @@ class PeerManager:
                 tx_hashes.append(item.hash)
             else:
                 await self._on_block_announced(peer, item.hash)
-        if tx_hashes and not self.backend.tip.syncing:
+        # Announcements are heeded even while blocks are downloading: a peer that shows us
+        # headers of a heavier chain and then withholds its blocks must not be able to make
+        # us deaf to transactions.
+        if tx_hashes:
             await self._on_txs_announced(peer, tx_hashes)
 
     async def _on_block_announced(self, peer: Peer, block_hash: bytes) -> None:
@@ -931,8 +934,6 @@ class PeerManager:
 
     def announce_block(self, block: Block, source: Peer | None) -> None:
         """Tell every peer but ``source`` about a new tip (pushed whole to high-bandwidth peers)."""
-        if self.backend.tip.syncing:
-            return
         self._remember_block(block)
         compact: CmpctBlock | None = None
         for peer in self.active_peers():

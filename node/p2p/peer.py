@@ -289,6 +289,7 @@ class Peer:
                     wait = queued_at + latency - self.clock.monotonic()
                     if wait > 0:
                         await self.clock.sleep(wait)
+                        continue  # the backlog may have been dropped meanwhile: look again
                 self._outbox.popleft()
                 self._outbox_bytes -= len(frame)
                 if self._outbox_bytes <= self.max_send_bytes // 2:
