@@ -67,3 +67,11 @@ def test_verify_refuses_a_data_directory_of_another_network(tmp_path: Path) -> N
     assert verified.returncode == 1
     assert "belongs to network 'regtest'" in verified.stderr
     assert "Traceback" not in verified.stderr
+
+
+def test_verify_of_a_missing_data_directory_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "typo"
+    verified = forklab("verify", "--datadir", str(missing))
+    assert verified.returncode == 1
+    assert "there is no chain store" in verified.stderr
+    assert not missing.exists()

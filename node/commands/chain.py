@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    with ChainState.open(args.datadir, params_for(args.network)) as chain:
+    with ChainState.open(args.datadir, params_for(args.network), create=False) as chain:
         report = chain.verify()
     print(report.summary())
     return 0 if report.ok else 2
