@@ -290,8 +290,15 @@ class _ChainAccess:
 
         return await self.run(work)
 
-    async def fill_compact(self, partial: PartialBlock) -> None:
-        await self.run(lambda: partial.fill_from(e.tx for e in self.mempool))
+    async def fill_compact(self, partial: PartialBlock) -> bool:
+        def work() -> bool:
+            entry = self.chain.get_entry(partial.block_hash)
+            if entry is not None and entry.has_data:
+                return False
+            partial.fill_from(e.tx for e in self.mempool)
+            return True
+
+        return await self.run(work)
 
     async def submit_block(self, block: Block, source: str) -> BlockOutcome:
         now = int(self.runtime.clock.time())

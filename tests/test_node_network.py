@@ -29,7 +29,8 @@ async def stop_all(nodes: list[Node]) -> None:
 
 
 async def line_of(tmp_path: Path, count: int) -> list[Node]:
-    """``count`` nodes, each connected to the one before it: the longest path for relay."""
+    """``count`` nodes, each told to connect to the one before it (address gossip may then
+    add shortcuts, as it would on a real network)."""
     nodes: list[Node] = []
     for i in range(count):
         connect = [nodes[-1].listen_address] if nodes else []

@@ -136,8 +136,9 @@ class ChainBackend(Protocol):
         """Mempool transactions by txid (relay serves the mempool only)."""
         ...
 
-    async def fill_compact(self, partial: PartialBlock) -> None:
-        """Offer every mempool transaction to a compact block being rebuilt."""
+    async def fill_compact(self, partial: PartialBlock) -> bool:
+        """Offer every mempool transaction to a compact block being rebuilt; False (and
+        nothing offered) if the block is already stored."""
         ...
 
     async def submit_block(self, block: Block, source: str) -> BlockOutcome: ...
