@@ -50,6 +50,9 @@ FAST = {
 """Timer settings that keep tests quick (the defaults suit real networks)."""
 
 _seeds = itertools.count(1)
+_nonces = itertools.count(1_000_001)
+"""Each fake peer is a distinct node unless a test says otherwise (a node keeps one
+connection per peer nonce)."""
 
 
 async def wait_until(
@@ -154,7 +157,7 @@ class FakePeer:
         best_height: int = 0,
         listen_address: str = "",
         user_agent: str = "/fake-peer/",
-        nonce: int = 12345,
+        nonce: int | None = None,
     ) -> None:
         self.version = Version(
             PROTOCOL_VERSION,
@@ -162,7 +165,7 @@ class FakePeer:
             best_height,
             listen_address,
             user_agent,
-            nonce,
+            nonce if nonce is not None else next(_nonces),
             1_764_028_800,
         )
         self.transport = WebSocketTransport()

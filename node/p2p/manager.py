@@ -345,7 +345,7 @@ class PeerManager:
                 log.debug("handshake with %s failed: %s", peer, reason)
                 if peer.dialed is not None:
                     self.addrbook.mark_failed(peer.dialed, self.clock.monotonic())
-                peer.close(f"handshake failed: {reason}")
+                peer.close(f"handshake failed: {reason}", flush=True)
                 return
             duplicate = self._duplicate_of(peer)
             if duplicate is not None:
@@ -412,6 +412,10 @@ class PeerManager:
             peer.send(Reject(Version.msgtype, "obsolete", b"", f"need {MIN_PROTOCOL_VERSION}"))
             raise HandshakeError(f"obsolete protocol version {version.protocol_version}")
         if version.nonce == self.nonce:
+            if peer.inbound:
+                # Answer in kind, so our dialling side sees its own nonce and remembers the
+                # address it dialled as ours.
+                peer.send(self._our_version())
             if peer.dialed is not None:
                 self.addrbook.own_addresses[peer.dialed] = None
                 self.addrbook.remove(peer.dialed)
