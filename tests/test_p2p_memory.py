@@ -103,9 +103,13 @@ async def test_oversized_frame_drops_the_connection() -> None:
 # -- a simulated network: in-memory chains, inline execution
 
 
-def sim_node(network: MemoryNetwork, name: str, connect: Sequence[str] = ()) -> Node:
+def sim_node(
+    network: MemoryNetwork, name: str, connect: Sequence[str] = (), **settings: float
+) -> Node:
+    """A node as the simulator runs it: in-memory chain, inline execution, seeded choices."""
     runtime = Runtime(SystemClock(), random.Random(name), network.transport(name), InlineExecutor())
-    p2p = P2PConfig(listen=f"{name}:1", connect=tuple(connect), **FAST)  # type: ignore[arg-type]
+    timers = {**FAST, **settings}
+    p2p = P2PConfig(listen=f"{name}:1", connect=tuple(connect), **timers)  # type: ignore[arg-type]
     return Node(NodeConfig(REGTEST, None, p2p), runtime)
 
 
@@ -141,6 +145,26 @@ async def test_nodes_over_memory_partition_and_heal() -> None:
     finally:
         for node in nodes:
             await node.stop()
+
+
+async def test_lost_announcements_are_caught_up_by_the_headers_poll() -> None:
+    network = MemoryNetwork(SystemClock())
+    a = sim_node(network, "a", headers_poll_interval=0.3)
+    b = sim_node(network, "b", ["a:1"], headers_poll_interval=0.3)
+    await a.start()
+    await b.start()
+    try:
+        await wait_until(lambda: len(a.peers()) == 1 and len(b.peers()) == 1)
+        network.cut("a", "b")  # a black hole: frames vanish, the connection stays
+        chain = chain_of(3)
+        await submit_all(a, [chain[n] for n in chain.branch(chain.tip)])
+        network.heal()
+        # No new block will be announced; the periodic getheaders brings b up to date.
+        await all_at([b], chain[chain.tip].hash, timeout=10)
+        assert len(b.peers()) == 1
+    finally:
+        await b.stop()
+        await a.stop()
 
 
 # -- the link policy on real sockets

@@ -51,6 +51,9 @@ class P2PConfig:
     ping_timeout: float = 60.0
     tick: float = 0.25
     """Period of the maintenance task: dialling, pings, request timeouts."""
+    headers_poll_interval: float = 60.0
+    """Each peer is asked for headers this often, so announcements lost on a broken link
+    (a silent partition that healed) cannot leave a node behind for good."""
     block_timeout: float = 20.0
     """A requested block not received by then is asked of another peer."""
     tx_timeout: float = 10.0

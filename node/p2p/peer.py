@@ -160,6 +160,7 @@ class Peer:
         self.blocks_in_flight: dict[bytes, float] = {}
         self.txs_in_flight: dict[bytes, float] = {}
         self.headers_requests = 0
+        self.headers_polled_at = self.connected_at
         self.presync: list[BlockHeader] = []
         self.compact = False
         self.high_bandwidth_from = False

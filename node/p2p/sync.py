@@ -233,6 +233,10 @@ class BlockSync:
             self.request_done(block_hash, peer)
 
     def tick(self, peer: Peer, now: float) -> None:
+        if now - peer.headers_polled_at >= self.config.headers_poll_interval:
+            peer.headers_polled_at = now
+            if peer.headers_requests == 0:
+                self.manager.spawn(self.request_headers(peer))
         late = [
             h for h, at in peer.blocks_in_flight.items() if now - at > self.config.block_timeout
         ]
