@@ -86,7 +86,7 @@ def _seconds(text: str) -> float:
 
 def _add_device_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--device", type=int, metavar="N", help="OpenCL device number (see `miner devices`)"
+        "--device", type=int, metavar="N", help="OpenCL device number (see `forklab miner devices`)"
     )
     parser.add_argument(
         "--threads", type=_positive, metavar="N", help="CPU worker processes (default: all cores)"
@@ -115,15 +115,25 @@ def _register(commands: Subparsers) -> None:
         "field is ignored) and print, as JSON, every nonce whose SHA-256d is at or below the "
         "target, with that hash (block-id order).",
     )
-    search.add_argument("--header", type=_header, required=True, metavar="HEX", help="80 bytes")
+    search.add_argument(
+        "--header", type=_header, required=True, metavar="HEX", help="the header, 80 bytes in hex"
+    )
     search.add_argument(
         "--target",
         type=_target,
         metavar="HEX",
         help="target as a big-endian hex number (default: from the header's bits)",
     )
-    search.add_argument("--start", type=_nonce_number, default=0, metavar="N")
-    search.add_argument("--count", type=_nonce_number, required=True, metavar="N")
+    search.add_argument(
+        "--start", type=_nonce_number, default=0, metavar="N", help="first nonce (default 0)"
+    )
+    search.add_argument(
+        "--count",
+        type=_nonce_number,
+        required=True,
+        metavar="N",
+        help="nonces to try; start + count <= 2^32 (numbers may be written 0x...)",
+    )
     search.add_argument("--backend", choices=BACKEND_KINDS, default="auto")
     _add_device_options(search)
     search.set_defaults(func=cmd_search)
