@@ -13,6 +13,7 @@ mining           getmininginfo, getnetworkhashps, getblocktemplate, submitblock,
                  generatetoaddress
 wallet           getnewaddress, getbalance, getbalances, listunspent, sendtoaddress
 control          help, uptime, stop; validateaddress (category util)
+links            getlinkpolicy, setlinkpolicy (forklab's own: partitions and latency)
 ===============  ==========================================================================
 
 Each module collects its methods in a :class:`~node.rpc.registry.MethodTable`; importing the
@@ -21,7 +22,7 @@ package builds nothing else, and :func:`build_registry` merges the tables.
 
 from __future__ import annotations
 
-from node.rpc.methods import blockchain, control, mining, network, rawtransactions, wallet
+from node.rpc.methods import blockchain, control, links, mining, network, rawtransactions, wallet
 from node.rpc.registry import Registry
 
 
@@ -31,6 +32,7 @@ def build_registry() -> Registry:
             blockchain.table,
             control.table,
             control.util,
+            links.table,
             mining.table,
             network.table,
             rawtransactions.table,
