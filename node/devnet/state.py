@@ -156,6 +156,15 @@ class DevnetState:
         known = ", ".join(m.name for m in self.miners) or "none"
         raise DevnetError(f"no miner {name!r} in this devnet (miners: {known})")
 
+    def process(self, name: str) -> NodeEntry | MinerEntry:
+        """The node or miner called ``name``; DevnetError listing both kinds if none is."""
+        entries: tuple[NodeEntry | MinerEntry, ...] = (*self.nodes, *self.miners)
+        for entry in entries:
+            if entry.name == name:
+                return entry
+        known = ", ".join([*self.names, *(m.name for m in self.miners)])
+        raise DevnetError(f"no node or miner {name!r} in this devnet ({known})")
+
     def with_node(self, entry: NodeEntry) -> DevnetState:
         return replace(self, nodes=tuple(entry if n.name == entry.name else n for n in self.nodes))
 

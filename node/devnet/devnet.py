@@ -1,0 +1,562 @@
+"""The devnet controller: bring a local network up and down, and act on it while it runs.
+
+Every ``forklab devnet`` command is a short-lived process that opens a :class:`Devnet` on a
+directory, reads the state file the previous command left (:mod:`node.devnet.state`), acts on
+the processes and nodes it names, and writes the state back. Nothing stays resident besides the
+nodes and miners themselves.
+
+``up`` in order (each step skipped when already done, so ``up`` also resumes and repairs):
+
+1. plan (:mod:`node.devnet.plan`): a new devnet from the options, or the recorded one, resumed
+   with its chain (changing what it was made with is refused);
+2. start the nodes that are not running, all at once, and wait for their ready lines;
+3. wire them: set each node's link policy (topology, partition, latency) over RPC, then
+   ``addnode`` its neighbours, in that order so no link exists that the policy would refuse;
+4. fund the wallets in the first blocks (:mod:`node.devnet.wallets`), mined on the first node;
+5. wait until every node has the same tip;
+6. start the miners (:mod:`node.devnet.miner`), after the sync so none mines on a stale tip.
+
+If a step fails, or the command is interrupted, the processes this command started are stopped
+again (and their pids cleared): a failed ``up`` leaves the devnet as it found it.
+
+Live controls act on the running nodes: ``partition``/``heal``/``latency`` change the link
+policies (and are recorded, so a restarted node gets them back before it dials anyone), ``kill``
+stops a process (SIGKILL by default, as a crash), ``restart`` starts it again and waits for it
+to catch up, ``mine`` and ``send`` go through a node's RPC.
+
+The lock (:func:`node.devnet.state.locked`) makes commands that change the devnet run one at a
+time; ``status`` and ``logs`` only read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from node.core.params import NetworkParams, params_for
+from node.devnet import launch, procs, wallets
+from node.devnet.plan import UpOptions, new_state, resumed_state
+from node.devnet.progress import Progress
+from node.devnet.state import (
+    DevnetError,
+    DevnetPaths,
+    DevnetState,
+    NodeEntry,
+    load,
+    locked,
+    save,
+)
+from node.devnet.status import DevnetStatus, collect, rest_get
+from node.devnet.topology import Topology, blocked_peers, neighbours, parse_partition
+from node.rpc.client import RpcCallError, RpcClient, RpcConnectionError
+from node.rpc.errors import RpcCode
+
+START_TIMEOUT = 30.0
+SYNC_TIMEOUT = 120.0
+STOP_TIMEOUT = 15.0
+POLL = 0.1
+MAX_TRIES = 1 << 40
+"""Hashes ``generatetoaddress`` may spend per block: more than any devnet difficulty needs."""
+
+
+@dataclass(frozen=True)
+class _View:
+    """One node's answer during a wait."""
+
+    height: int
+    tip: str
+    downloading: bool
+    peers: frozenset[str]
+    """Connected peers, by devnet name where known."""
+
+
+class Devnet:
+    """One devnet directory; see the module docstring."""
+
+    def __init__(self, root: Path, progress: Progress | None = None) -> None:
+        self.paths = DevnetPaths(root)
+        self.progress = progress if progress is not None else Progress(interactive=False)
+
+    @property
+    def root(self) -> Path:
+        return self.paths.root
+
+    def state(self) -> DevnetState:
+        """The recorded state; DevnetError when the directory holds no devnet."""
+        state = load(self.paths)
+        if state is None:
+            raise DevnetError(
+                f"no devnet in {self.root}; start one with: forklab devnet up --dir {self.root}"
+            )
+        return state
+
+    @contextlib.contextmanager
+    def _changing(self) -> Iterator[DevnetState]:
+        """Hold the lock over an existing devnet, with its state as read under the lock.
+
+        Fails before touching anything (not even creating the directory) without a devnet.
+        """
+        self.state()
+        with locked(self.paths):
+            yield self.state()
+
+    def params(self, state: DevnetState) -> NetworkParams:
+        return params_for(state.network)
+
+    def client(self, state: DevnetState, name: str, timeout: float = 60.0) -> RpcClient:
+        entry = state.node(name)
+        if not launch.is_running(self.paths, state, name):
+            raise DevnetError(
+                f"node {name} is not running; start it with: forklab devnet restart {name}"
+            )
+        return RpcClient.from_datadir(entry.rpc_url, self.paths.datadir(name), timeout=timeout)
+
+    def running_nodes(self, state: DevnetState) -> list[NodeEntry]:
+        return [n for n in state.nodes if launch.is_running(self.paths, state, n.name)]
+
+    # ------------------------------------------------------------------------------------ up
+
+    def up(self, options: UpOptions) -> DevnetState:
+        with locked(self.paths):
+            old = load(self.paths)
+            if old is None:
+                state = new_state(options)
+            else:
+                miners_running = any(launch.is_running(self.paths, old, m.name) for m in old.miners)
+                state = resumed_state(options, old, root=self.root, miners_running=miners_running)
+            started: list[int] = []
+            try:
+                save(self.paths, state)
+                state = self._start_nodes(state, started)
+                save(self.paths, state)
+                self._wire(state)
+                if not state.funded:
+                    self._fund(state)
+                    state = replace(state, funded=True)
+                    save(self.paths, state)
+                self._wait_synced(state, "syncing")
+                state = self._start_miners(state, started)
+                save(self.paths, state)
+            except BaseException:
+                self._undo(state, started)
+                raise
+            return state
+
+    def _start_nodes(
+        self, state: DevnetState, started: list[int], only: Iterable[str] | None = None
+    ) -> DevnetState:
+        """Start the nodes that are not running (of ``only``, if given); ``started`` gets their
+        pids as soon as they exist, so a failure can stop them."""
+        wanted = set(state.names if only is None else only)
+        todo = [
+            n
+            for n in state.nodes
+            if n.name in wanted and not launch.is_running(self.paths, state, n.name)
+        ]
+        if not todo:
+            return state
+        for entry in todo:
+            for port, what in ((entry.p2p_port, "P2P"), (entry.rpc_port, "RPC")):
+                if port and procs.port_in_use(port):
+                    raise DevnetError(
+                        f"port {port} ({what} of {entry.name}) is in use by another program; "
+                        "stop it, or choose other ports with --base-port (0: any free ports)"
+                    )
+        with self.progress.step(f"starting {len(todo)} nodes", len(todo)) as step:
+            spawned = []
+            for entry in todo:
+                pid, offset = launch.start_node(self.paths, state, entry)
+                started.append(pid)
+                spawned.append((entry, pid, offset))
+                # Recorded at once, so an interrupted start still knows what to stop.
+                state = state.with_node(replace(entry, pid=pid))
+            for done, (entry, pid, offset) in enumerate(spawned, 1):
+                ready = launch.node_ready(self.paths, entry, pid, offset, START_TIMEOUT)
+                state = state.with_node(ready)
+                step.update(done, entry.name)
+            step.done(f"started {', '.join(e.name for e, _, _ in spawned)}")
+        return state
+
+    def _start_miners(
+        self, state: DevnetState, started: list[int], only: Iterable[str] | None = None
+    ) -> DevnetState:
+        wanted = {m.name for m in state.miners} if only is None else set(only)
+        todo = [
+            m
+            for m in state.miners
+            if m.name in wanted and not launch.is_running(self.paths, state, m.name)
+        ]
+        if not todo:
+            return state
+        with self.progress.step(f"starting {len(todo)} miners", len(todo)) as step:
+            spawned = []
+            for miner in todo:
+                pid, offset = launch.start_miner(self.paths, state, miner)
+                started.append(pid)
+                spawned.append((miner, pid, offset))
+                state = state.with_miner(replace(miner, pid=pid))
+            for done, (miner, pid, offset) in enumerate(spawned, 1):
+                launch.miner_ready(self.paths, miner, pid, offset, START_TIMEOUT)
+                step.update(done, miner.name)
+            step.done(f"started miners {', '.join(m.name for m, _, _ in spawned)}")
+        return state
+
+    def _undo(self, state: DevnetState, started: Sequence[int]) -> None:
+        """Stop what this command started and clear their pids (after a failed ``up``)."""
+        for pid in started:
+            if procs.running(pid):
+                procs.stop(pid, timeout=STOP_TIMEOUT)
+        nodes = tuple(replace(n, pid=None) if n.pid in started else n for n in state.nodes)
+        miners = tuple(replace(m, pid=None) if m.pid in started else m for m in state.miners)
+        save(self.paths, replace(state, nodes=nodes, miners=miners))
+
+    # ------------------------------------------------------------------------------ wiring
+
+    def _policies(self, state: DevnetState) -> dict[str, dict[str, Any]]:
+        """Each node's link policy, as ``setlinkpolicy`` takes it."""
+        edges = Topology.parse(state.topology).edges(len(state.nodes), state.seed)
+        blocked = blocked_peers(state.names, edges, state.partition)
+        address = {n.name: n.p2p_address for n in state.nodes}
+        return {
+            name: {
+                "blocked": [address[other] for other in blocked[name]],
+                "latency_ms": {
+                    address[other]: state.latency_between(name, other)
+                    for other in state.names
+                    if other != name and state.latency_between(name, other)
+                },
+            }
+            for name in state.names
+        }
+
+    def _wire(self, state: DevnetState, only: Iterable[str] | None = None) -> None:
+        """Set the link policy of every running node (or of ``only``), then ``addnode`` each
+        one's neighbours: the policy comes first, so no refused link is ever made."""
+        policies = self._policies(state)
+        edges = Topology.parse(state.topology).edges(len(state.nodes), state.seed)
+        running = {n.name for n in self.running_nodes(state)}
+        targets = [name for name in (only or state.names) if name in running]
+        for name in targets:
+            self.client(state, name).call_named("setlinkpolicy", policies[name])
+        for name in targets:
+            client = self.client(state, name)
+            for other in neighbours(edges, state.index(name)):
+                try:
+                    client.call("addnode", state.nodes[other].p2p_address, "add")
+                except RpcCallError as exc:
+                    if exc.code != RpcCode.CLIENT_NODE_ALREADY_ADDED:
+                        raise
+
+    def _apply_policies(self, state: DevnetState) -> None:
+        policies = self._policies(state)
+        for entry in self.running_nodes(state):
+            self.client(state, entry.name).call_named("setlinkpolicy", policies[entry.name])
+
+    # ----------------------------------------------------------------------------- funding
+
+    def _fund(self, state: DevnetState) -> None:
+        params = self.params(state)
+        first = self.running_nodes(state)[0].name
+        client = self.client(state, first)
+        height = client.call("getblockcount")
+        if height > 0:
+            return  # a chain already there (a state file lost and remade): nothing to fund
+        payees = wallets.funding_payees(params, state.wallets)
+        with self.progress.step("funding wallets", len(payees)) as step:
+            for n, payee in enumerate(payees, 1):
+                client.call("generatetoaddress", 1, payee, MAX_TRIES)
+                step.update(n, f"block {n}")
+            step.done(
+                f"funded {', '.join(state.wallets)} in {len(payees)} blocks on {first} "
+                f"(coinbase maturity {params.coinbase_maturity})"
+            )
+
+    # -------------------------------------------------------------------------------- sync
+
+    def _survey(self, state: DevnetState) -> dict[str, _View]:
+        """What every running node that answers says about its tip and its peers."""
+        by_address = {n.p2p_address: n.name for n in state.nodes}
+        views = {}
+        for entry in self.running_nodes(state):
+            try:
+                info, peers = self.client(state, entry.name, timeout=10).batch(
+                    [("getblockchaininfo", []), ("getpeerinfo", [])]
+                )
+            except (RpcConnectionError, DevnetError):
+                continue
+            if isinstance(info, RpcCallError) or isinstance(peers, RpcCallError):
+                continue
+            views[entry.name] = _View(
+                int(info["blocks"]),
+                str(info["bestblockhash"]),
+                bool(info["initialblockdownload"]),
+                frozenset(by_address.get(p["listen_addr"], p["addr"]) for p in peers),
+            )
+        return views
+
+    def _groups(self, state: DevnetState) -> list[tuple[str, ...]]:
+        return list(state.partition) if state.partition else [state.names]
+
+    def synced(self, state: DevnetState) -> tuple[bool, str]:
+        """Whether the running nodes of each partition group share one tip and every allowed
+        link between running nodes is up; and a summary for people."""
+        views = self._survey(state)
+        edges = Topology.parse(state.topology).edges(len(state.nodes), state.seed)
+        ok = True
+        missing_links = 0
+        for group in self._groups(state):
+            members = {name: views[name] for name in group if name in views}
+            if len({v.tip for v in members.values()}) > 1 or any(
+                v.downloading for v in members.values()
+            ):
+                ok = False
+            for name, view in members.items():
+                expected = {state.names[i] for i in neighbours(edges, state.index(name))}
+                missing_links += len((expected & members.keys()) - view.peers)
+        heights = [v.height for v in views.values()]
+        if not heights:
+            return False, "no node answers"
+        if min(heights) == max(heights):
+            summary = f"height {max(heights)}"
+        else:
+            summary = f"heights {min(heights)} to {max(heights)}"
+        if missing_links:
+            summary += f", {missing_links // 2 or 1} links still connecting"
+        return ok and not missing_links, summary
+
+    def _wait_synced(self, state: DevnetState, label: str, timeout: float = SYNC_TIMEOUT) -> str:
+        deadline = time.monotonic() + timeout
+        with self.progress.step(label) as step:
+            while True:
+                ok, summary = self.synced(state)
+                if ok:
+                    groups = len(self._groups(state))
+                    where = "one tip" if groups == 1 else f"one tip per group ({groups} groups)"
+                    step.done(f"{len(self.running_nodes(state))} nodes on {where} at {summary}")
+                    return summary
+                step.update(detail=summary)
+                if time.monotonic() >= deadline:
+                    raise DevnetError(
+                        f"the nodes did not agree on a tip within {timeout:g} s ({summary}); "
+                        f"see forklab devnet status --dir {self.root}"
+                    )
+                time.sleep(POLL)
+
+    def _wait_caught_up(self, state: DevnetState, name: str, timeout: float = SYNC_TIMEOUT) -> int:
+        """Wait until ``name`` reaches the best height its partition group had when asked."""
+        group = next(g for g in self._groups(state) if name in g)
+        views = self._survey(state)
+        target = max((views[n].height for n in group if n in views and n != name), default=0)
+        deadline = time.monotonic() + timeout
+        with self.progress.step(f"{name} catching up", target or None) as step:
+            while True:
+                view = self._survey(state).get(name)
+                height = 0 if view is None else view.height
+                step.update(min(height, target), f"height {height}")
+                if height >= target:
+                    step.done(f"{name} caught up at height {height}")
+                    return height
+                if time.monotonic() >= deadline:
+                    raise DevnetError(f"{name} stayed at height {height} below {target}")
+                time.sleep(POLL)
+
+    # -------------------------------------------------------------------------------- down
+
+    def down(self, *, wipe: bool = False) -> list[str]:
+        """Stop every process of the devnet; the names of those that were running."""
+        with self._changing() as state:
+            stopped = self._stop_all(state)
+            if wipe:
+                self._wipe()
+            else:
+                nodes = tuple(replace(n, pid=None) for n in state.nodes)
+                miners = tuple(replace(m, pid=None) for m in state.miners)
+                save(self.paths, replace(state, nodes=nodes, miners=miners))
+            return stopped
+
+    def _stop_all(self, state: DevnetState) -> list[str]:
+        """SIGTERM to every process at once (miners first), then wait for all of them."""
+        alive = [
+            (m.name, m.pid) for m in state.miners if launch.is_running(self.paths, state, m.name)
+        ] + [(n.name, n.pid) for n in state.nodes if launch.is_running(self.paths, state, n.name)]
+        with self.progress.step(f"stopping {len(alive)} processes", len(alive)) as step:
+            for _name, pid in alive:
+                assert pid is not None
+                procs.signal_group(pid)
+            for done, (name, pid) in enumerate(alive, 1):
+                assert pid is not None
+                procs.stop(pid, timeout=STOP_TIMEOUT)
+                step.update(done, name)
+            step.done(f"stopped {len(alive)} processes")
+        return [name for name, _ in alive]
+
+    def _wipe(self) -> None:
+        """Delete what a devnet puts in its directory, and the directory if nothing else is
+        in it: ``--dir`` may name a directory the user keeps other things in."""
+        try:
+            for name in ("nodes", "logs"):
+                if (self.root / name).exists():
+                    shutil.rmtree(self.root / name)
+            for path in (
+                self.paths.state_file,
+                self.paths.state_file.with_suffix(".tmp"),
+                self.paths.lock_file,
+            ):
+                path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise DevnetError(f"cannot wipe {self.root}: {exc}") from exc
+        with contextlib.suppress(OSError):
+            self.root.rmdir()  # fails if something of the user's is in there too: leave it
+
+    # ------------------------------------------------------------------------ kill/restart
+
+    def kill(self, name: str, *, term: bool = False) -> None:
+        """Stop node or miner ``name``: SIGKILL (a crash) unless ``term`` (a clean stop)."""
+        with self._changing() as state:
+            if not launch.is_running(self.paths, state, name):
+                raise DevnetError(f"{name} is not running")
+            pid = self._pid(state, name)
+            procs.stop(pid, timeout=STOP_TIMEOUT, hard=not term)
+            save(self.paths, self._with_pid(state, name, None))
+
+    def restart(self, name: str) -> int | None:
+        """Start node or miner ``name`` again (stopping it first if it runs); for a node, wait
+        until it has caught up with its peers and return its height."""
+        with self._changing() as current:
+            state = current
+            if launch.is_running(self.paths, state, name):
+                procs.stop(self._pid(state, name), timeout=STOP_TIMEOUT)
+                state = self._with_pid(state, name, None)
+                save(self.paths, state)
+            is_node = isinstance(state.process(name), NodeEntry)
+            started: list[int] = []
+            try:
+                if is_node:
+                    state = self._start_nodes(state, started, only=[name])
+                    save(self.paths, state)
+                    # The restarted node dials its neighbours at once; theirs may be backing off.
+                    self._wire(state, only=[name])
+                else:
+                    state = self._start_miners(state, started, only=[name])
+                    save(self.paths, state)
+            except BaseException:
+                self._undo(state, started)
+                raise
+            # Started: a slow catch-up is reported, but does not stop the node again.
+            return self._wait_caught_up(state, name) if is_node else None
+
+    def _pid(self, state: DevnetState, name: str) -> int:
+        entry = state.process(name)
+        if entry.pid is not None:
+            return entry.pid
+        raise DevnetError(f"{name} has no recorded process")
+
+    def _with_pid(self, state: DevnetState, name: str, pid: int | None) -> DevnetState:
+        if name in state.names:
+            return state.with_node(replace(state.node(name), pid=pid))
+        return state.with_miner(replace(state.miner(name), pid=pid))
+
+    # ---------------------------------------------------------------------- links controls
+
+    def partition(self, words: Sequence[str]) -> tuple[tuple[str, ...], ...]:
+        with self._changing() as current:
+            groups = parse_partition(words, current.names)
+            state = replace(current, partition=groups)
+            save(self.paths, state)
+            self._apply_policies(state)
+            return groups
+
+    def heal(self, *, wait: bool = True) -> str | None:
+        """Lift the partition; with ``wait``, return once all nodes share one tip."""
+        with self._changing() as current:
+            state = replace(current, partition=None)
+            save(self.paths, state)
+            # A policy change also resets every node's redial backoff: links come back at once.
+            self._apply_policies(state)
+            return self._wait_synced(state, "healing") if wait else None
+
+    def latency(self, a: str, b: str, ms: int) -> None:
+        if not 0 <= ms <= 600_000:
+            raise DevnetError(f"latency must be from 0 to 600000 ms, got {ms}")
+        with self._changing() as current:
+            for name in (a, b):
+                current.node(name)  # DevnetError naming the devnet's nodes if unknown
+            if a == b:
+                raise DevnetError("a latency is between two different nodes")
+            state = current.with_latency(a, b, ms)
+            save(self.paths, state)
+            self._apply_policies(state)
+
+    # ---------------------------------------------------------------------- mining, sending
+
+    def mine(self, name: str, count: int, to: str | None = None) -> list[str]:
+        """Mine ``count`` blocks on node ``name`` now, paying ``to`` (a wallet or an address;
+        the first wallet by default); the block hashes."""
+        if not 1 <= count <= 10_000:
+            raise DevnetError(f"mine 1 to 10000 blocks at a time, got {count}")
+        state = self.state()
+        params = self.params(state)
+        payee = wallets.resolve_payee(params, to or state.wallets[0], self._wallet_names(state))
+        hashes: list[str] = self.client(state, name).call(
+            "generatetoaddress", count, payee, MAX_TRIES
+        )
+        return hashes
+
+    def send(
+        self,
+        source: str,
+        target: str,
+        amount: str,
+        *,
+        via: str | None = None,
+        fee_rate: int | None = None,
+    ) -> str:
+        """Pay ``amount`` coins from devnet wallet ``source`` to ``target`` (a wallet or an
+        address) through node ``via`` (the first running node by default); the txid."""
+        state = self.state()
+        params = self.params(state)
+        names = self._wallet_names(state)
+        if source not in names:
+            raise DevnetError(f"no devnet wallet {source!r} (wallets: {', '.join(names)})")
+        pay_to = wallets.resolve_payee(params, target, names)
+        units = wallets.parse_amount(amount)
+        running = self.running_nodes(state)
+        if via is None:
+            if not running:
+                raise DevnetError("no node is running")
+            via = running[0].name
+        client = self.client(state, via)
+        entry = state.node(via)
+        answer = rest_get(entry.rpc_port, f"/rest/address/{wallets.address(params, source)}/utxos")
+        if fee_rate is None:
+            relay = client.call("getnetworkinfo")["relayfee"]  # coins per 1,000 bytes
+            fee_rate = max(1, int(relay * 100_000_000) // 1000)
+        payment = wallets.payment(
+            params,
+            source,
+            answer["utxos"],
+            int(answer["height"]) + 1,
+            pay_to=pay_to,
+            amount=units,
+            fee_rate=fee_rate,
+        )
+        txid: str = client.call("sendrawtransaction", payment.tx.serialize().hex())
+        return txid
+
+    def _wallet_names(self, state: DevnetState) -> list[str]:
+        return [*state.wallets, *(m.name for m in state.miners)]
+
+    # ------------------------------------------------------------------------------ status
+
+    def status(self) -> DevnetStatus:
+        return collect(self, self.state())
+
+    def log_path(self, name: str) -> Path:
+        """Where node or miner ``name`` logs (DevnetError if the devnet has no such process)."""
+        self.state().process(name)
+        return self.paths.log(name)
