@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from blocktools import ChainBuilder, outputs_of
+from blocktools import ChainBuilder, outputs_of, split
 from p2p_harness import FakePeer, chain_of, start_node, submit_all, wait_until
 
 from node.core.tx import Transaction
@@ -87,6 +87,24 @@ async def test_one_request_at_a_time_then_the_next_announcer_after_a_timeout(
         await wait_until(lambda: asked(good, tx.txid) == 1, timeout=5)
         await good.sync_with_ping()
         assert await in_mempool(node, tx)
+
+
+async def test_more_announcements_than_request_slots_are_all_fetched(
+    funded: tuple[Node, ChainBuilder],
+) -> None:
+    node, chain = funded
+    slots = node.manager.config.max_txs_in_flight
+    fan = split(chain.coinbase_of("b1"), 2 * slots + 50, fee=100_000)
+    await submit_all(node, [chain.block("fan", txs=[fan], time=chain[chain.tip].header.time + 1)])
+    pays = [chain.spend([coin], fee=1_000) for coin in outputs_of(fan, chain.miner)]
+    async with TxServer(pays) as peer:
+        await peer.connect(node.listen_address)
+        await peer.send(Inv(tuple(InvItem(InvType.TX, tx.txid) for tx in pays)))
+        # Never more than the slots at once, but every one of them in the end.
+        await wait_until(lambda: sum(asked(peer, tx.txid) for tx in pays) == len(pays))
+        assert max(len(m.items) for m in peer.received if isinstance(m, GetData)) <= slots
+        await peer.sync_with_ping()
+    assert await node.query(lambda c, m: len(m)) == len(pays)
 
 
 async def test_notfound_moves_the_request_to_the_next_announcer(

@@ -51,6 +51,8 @@ class TxRelay:
         self.config = manager.config
         self.orphans = OrphanPool()
         self._requests: dict[bytes, _Request] = {}
+        self._waiting: dict[int, dict[bytes, None]] = {}
+        """Per peer: transactions it announced that wait for a free request slot, in order."""
         self._recent_rejects: OrderedDict[bytes, None] = OrderedDict()
 
     # -- announcements and requests
@@ -66,19 +68,32 @@ class TxRelay:
         if not wanted:
             return
         have = await self.manager.backend.have_tx(wanted)
-        announced = sum(1 for r in self._requests.values() if peer.id in r.announcers)
+        waiting = self._waiting.setdefault(peer.id, {})
+        for txid, known in zip(wanted, have, strict=True):
+            if known or len(waiting) >= self.config.max_tx_announcements:
+                continue
+            self._requests.setdefault(txid, _Request()).announcers[peer.id] = None
+            waiting[txid] = None
+        self._fill(peer)
+
+    def _fill(self, peer: Peer) -> None:
+        """Request what ``peer`` announced, as far as its free request slots allow."""
+        waiting = self._waiting.get(peer.id)
+        if not waiting or peer.closing:
+            return
+        room = self.config.max_txs_in_flight - len(peer.txs_in_flight)
         to_fetch = []
         now = self.manager.clock.monotonic()
-        for txid, known in zip(wanted, have, strict=True):
-            if known or announced >= self.config.max_tx_announcements:
-                continue
-            request = self._requests.setdefault(txid, _Request())
-            request.announcers[peer.id] = None
-            announced += 1
-            if request.peer is None and len(peer.txs_in_flight) < self.config.max_txs_in_flight:
-                request.peer = peer.id
-                peer.txs_in_flight[txid] = now
-                to_fetch.append(InvItem(InvType.TX, txid))
+        while waiting and room > 0:
+            txid = next(iter(waiting))
+            del waiting[txid]
+            request = self._requests.get(txid)
+            if request is None or request.peer is not None or peer.id not in request.announcers:
+                continue  # received, in flight from another peer, or given up on
+            request.peer = peer.id
+            peer.txs_in_flight[txid] = now
+            to_fetch.append(InvItem(InvType.TX, txid))
+            room -= 1
         if to_fetch:
             peer.send(GetData(tuple(to_fetch)))
 
@@ -91,17 +106,18 @@ class TxRelay:
         request.announcers.pop(peer.id, None)
         if request.peer == peer.id:
             request.peer = None
+        self._fill(peer)
         for other_id in request.announcers:
             other = self.manager.peers.get(other_id)
             if other is None or other.closing:
                 continue
-            if len(other.txs_in_flight) >= self.config.max_txs_in_flight:
-                continue
-            request.peer = other_id
-            other.txs_in_flight[txid] = self.manager.clock.monotonic()
-            other.send(GetData((InvItem(InvType.TX, txid),)))
+            # The next announcer gets it first in line: asked now if it has a free slot,
+            # else as soon as one frees.
+            waiting = self._waiting.setdefault(other_id, {})
+            self._waiting[other_id] = {txid: None, **waiting}
+            self._fill(other)
             return
-        if request.peer is None and not request.announcers:
+        if request.peer is None:
             del self._requests[txid]
 
     async def serve(self, peer: Peer, txids: list[bytes]) -> list[bytes]:
@@ -129,6 +145,7 @@ class TxRelay:
                 if other is not None:
                     other.txs_in_flight.pop(txid, None)
         peer.add_known(txid)
+        self._fill(peer)
         if not requested and not self.manager.allow_unrequested(peer):
             self.manager.misbehaving(peer, Score.FLOOD, "unrequested transaction flood")
             return
@@ -194,6 +211,7 @@ class TxRelay:
         self._recent_rejects.clear()
 
     def peer_gone(self, peer: Peer) -> None:
+        self._waiting.pop(peer.id, None)
         for txid in list(peer.txs_in_flight):
             self.request_failed(txid, peer)
         for txid, request in list(self._requests.items()):
@@ -205,3 +223,4 @@ class TxRelay:
         late = [t for t, at in peer.txs_in_flight.items() if now - at > self.config.tx_timeout]
         for txid in late:
             self.request_failed(txid, peer)
+        self._fill(peer)
