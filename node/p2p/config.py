@@ -49,8 +49,9 @@ class P2PConfig:
     handshake_timeout: float = 10.0
     ping_interval: float = 30.0
     ping_timeout: float = 60.0
-    tick: float = 0.25
-    """Period of the maintenance task: dialling, pings, request timeouts."""
+    tick: float = 0.1
+    """Period of the maintenance task: dialling, pings, request timeouts, and the batching of
+    transaction announcements (each peer gets at most one inv of transactions per tick)."""
     headers_poll_interval: float = 60.0
     """Each peer is asked for headers this often, so announcements lost on a broken link
     (a silent partition that healed) cannot leave a node behind for good."""

@@ -621,6 +621,7 @@ class PeerManager:
                 peer.send(Ping(peer.ping_nonce))
             self.sync.tick(peer, now)
             self.relay.tick(peer, now)
+            peer.flush_inv()
         self.relay.orphans.expire(now)
         if self.network_active and not self._stopping:
             self._dial_more(now)

@@ -259,15 +259,23 @@ class Peer:
             self._drained.clear()
             await self._drained.wait()
 
-    def queue_inv(self, item: InvItem) -> None:
-        """Announce ``item`` in the next inv this peer gets (announcements are batched)."""
+    def queue_inv(self, item: InvItem, *, now: bool = False) -> None:
+        """Announce ``item`` in the next inv this peer gets.
+
+        Announcements are batched: they leave when :meth:`flush_inv` is called (the manager
+        does, every tick) or with the next message that must go ``now`` (blocks do), so a
+        burst of transactions costs one inv per peer instead of one each.
+        """
         if self._closing or item.hash in self.known:
             return
         self.add_known(item.hash)
         self._pending_inv[item] = None
-        self._wakeup.set()
+        if now:
+            self.flush_inv()
 
-    def _flush_inv(self) -> None:
+    def flush_inv(self) -> None:
+        if not self._pending_inv or self._closing:
+            return
         items = list(self._pending_inv)
         self._pending_inv.clear()
         for start in range(0, len(items), MAX_INV_ITEMS):
@@ -276,8 +284,6 @@ class Peer:
     async def _write_loop(self) -> None:
         try:
             while True:
-                if self._pending_inv:
-                    self._flush_inv()
                 if not self._outbox:
                     if self._closing:
                         return

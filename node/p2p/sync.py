@@ -336,7 +336,7 @@ class BlockSync:
                 peer.add_known(block.hash)
                 peer.send(compact)
             else:
-                peer.queue_inv(InvItem(InvType.BLOCK, block.hash))
+                peer.queue_inv(InvItem(InvType.BLOCK, block.hash), now=True)
 
     # -- compact blocks
 
