@@ -1,0 +1,774 @@
+"""The simulation: real nodes on virtual time, simulated wires and simulated hash power.
+
+A :class:`Simulation` owns, for one seeded run:
+
+- a :class:`~node.lab.network.SimNetwork` (the wires) and one
+  :class:`~node.node.Node` per simulated node, each with its own runtime: a
+  :class:`~node.lab.vtime.VirtualClock`, a ``random.Random`` derived from the run's seed and
+  the node's name, the node's transport on the network, and inline execution (no threads). The
+  node code is the real one, unchanged; only what the runtime injects differs;
+- the miners and the :class:`~node.lab.mining.HashScheduler` that decides who finds the next
+  block and when; each miner's :class:`~node.lab.strategies.Strategy` decides what the block
+  is built on and who hears of it;
+- the :class:`~node.lab.trace.Trace`, and a :class:`BlockRecord` per block found.
+
+Everything random is drawn from generators derived from the seed by name
+(:func:`derive_rng`), so adding a node does not change the draws of another, and the same seed
+gives the same trace. Run it with :func:`simulate`::
+
+    async def body(sim: Simulation) -> int:
+        await sim.add_node("a")
+        await sim.add_node("b", connect=["a"])
+        await sim.add_miner("pool", node="a", share=1.0)
+        await sim.mine(10)
+        await sim.settle()
+        return sim.node("b").height
+
+    simulate(body, seed=1)  # 10, every time
+
+Nodes are addressed by name; a node listens at ``NAME:PORT`` on the simulated network and its
+host name is its name, so links and partitions are set between names.
+
+What this module does not do: parse scenario files or decide strategies; it is the engine and
+the API they drive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import random
+import tempfile
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from node.chainstate import ChainState
+from node.core.address import decode_address, encode_address
+from node.core.block import Block
+from node.core.errors import AddressError
+from node.core.hashing import hash_hex
+from node.core.mempool import Mempool
+from node.core.params import REGTEST, NetworkParams
+from node.core.template import BlockTemplate
+from node.core.tx import Transaction
+from node.events import (
+    BlockConnected,
+    BlockDisconnected,
+    Event,
+    EventBus,
+    EventsLost,
+    NewTip,
+    PeerConnected,
+    PeerDisconnected,
+    Reorg,
+    TxAccepted,
+    TxRemoved,
+)
+from node.lab.errors import SimulationError
+from node.lab.mining import HashScheduler, Miner, grind, template_on_tip
+from node.lab.network import LinkSpec, SimNetwork
+from node.lab.strategies import Honest, Strategy
+from node.lab.trace import Trace, TraceEvent, TraceKind, Value
+from node.lab.vtime import VirtualClock, VirtualTimeLoop, run_virtual
+from node.node import Node, NodeConfig
+from node.p2p import P2PConfig
+from node.runtime import InlineExecutor, Runtime
+from node.wallet.wallet import Wallet
+
+T = TypeVar("T")
+
+SIM_P2P = P2PConfig(
+    listen=None,
+    tick=10.0,
+    ping_interval=1200.0,
+    ping_timeout=2400.0,
+    headers_poll_interval=1200.0,
+    max_inbound=1000,
+)
+"""P2P settings of simulated nodes, in virtual seconds.
+
+The defaults of a real node tick every 0.25 s, ping every 30 s and poll peers for headers every
+minute: cheap in real time, but in a simulation every tick and every message of every node is
+work, and a day of network time would cost millions of them (measured: with a 5 s tick and
+2-minute pings, the timers of 100 nodes cost four times the blocks they relay). Here timeouts
+fire up to ten seconds late and liveness is checked every 20 minutes; links in the simulation
+never die silently (a cut resets connections), so nothing waits on a ping to notice.
+``max_outbound`` is set per node to the number of peers it is told to dial, so the topology is
+the one asked for.
+"""
+
+DEFAULT_INTERVAL = 600.0
+"""Seconds between blocks when the miners' shares add up to 1 (Bitcoin's ten minutes)."""
+
+EPOCH_OFFSET = 3600
+"""Virtual time 0 is this many seconds after the network's genesis time."""
+
+log = logging.getLogger("forklab.lab")
+
+
+def derive_rng(seed: int, label: str) -> random.Random:
+    """An independent generator for ``label`` ("node/a", "mining") of the run ``seed``."""
+    digest = hashlib.sha256(f"forklab-lab/{seed}/{label}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    connect: tuple[str, ...] = ()
+    """Names of the nodes it dials (and redials) at start."""
+    clock_offset: float = 0.0
+    """Seconds its wall clock is ahead (negative: behind) of everyone else's."""
+    persistent: bool = False
+    """Keep its chain in a data directory, so a restart resumes it. Otherwise the chain lives in
+    memory and a restarted node starts again from genesis, as a wiped node would."""
+    private: bool = False
+    """Not part of the public network (a pool's private node): it neither listens nor dials,
+    and convergence checks leave it out."""
+    p2p: P2PConfig | None = None
+    """P2P settings replacing the simulation's (``listen`` and ``connect`` are still set)."""
+
+
+@dataclass(slots=True)
+class BlockRecord:
+    """A block found in the simulation, and what became of it."""
+
+    hash: bytes
+    parent: bytes
+    height: int
+    miner: str
+    found_at: float
+    tx_count: int
+    published_at: float | None = None
+    """When its miner first handed it to a public node (None: never)."""
+    arrivals: dict[str, float] = field(default_factory=dict)
+    """Node name -> virtual time the node first connected it."""
+
+    @property
+    def hash_hex(self) -> str:
+        return hash_hex(self.hash)
+
+
+NodeListener = Callable[[str, Event], None]
+
+
+class _TapBus(EventBus):
+    """The node's event bus, also handing every event to the simulation as it is published."""
+
+    def __init__(self, tap: Callable[[Event], None]) -> None:
+        super().__init__()
+        self._tap = tap
+
+    def publish(self, event: Event) -> None:
+        super().publish(event)
+        self._tap(event)
+
+
+class _TappedNode(Node):
+    """A real Node whose events the simulation sees synchronously (nothing else differs)."""
+
+    def __init__(self, config: NodeConfig, runtime: Runtime, tap: Callable[[Event], None]) -> None:
+        super().__init__(config, runtime)
+        self.bus = _TapBus(tap)
+
+
+class SimNode:
+    """A named simulated node across restarts; ``node`` is the running Node (None if down)."""
+
+    def __init__(self, spec: NodeSpec, address: str, clock: VirtualClock) -> None:
+        self.spec = spec
+        self.address = address
+        self.clock = clock
+        self.node: Node | None = None
+        self.incarnation = 0
+        self.datadir: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def up(self) -> bool:
+        return self.node is not None
+
+    def require(self) -> Node:
+        if self.node is None:
+            raise SimulationError(f"node {self.name} is down")
+        return self.node
+
+    @property
+    def height(self) -> int:
+        return self.require().height
+
+    @property
+    def tip(self) -> bytes:
+        return self.require().tip.hash
+
+    async def query(self, fn: Callable[[ChainState, Mempool], T]) -> T:
+        return await self.require().query(fn)
+
+    def __repr__(self) -> str:
+        state = f"height {self.node.height}" if self.node is not None else "down"
+        return f"<SimNode {self.name} {state}>"
+
+
+class Simulation:
+    """One seeded run; create it inside :func:`simulate` (it needs the virtual-time loop)."""
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        params: NetworkParams = REGTEST,
+        interval: float = DEFAULT_INTERVAL,
+        p2p: P2PConfig = SIM_P2P,
+        default_link: LinkSpec | None = None,
+        trace: Trace | None = None,
+        workdir: Path | None = None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        if not isinstance(loop, VirtualTimeLoop):
+            raise SimulationError("a Simulation runs on a VirtualTimeLoop; use simulate()")
+        self.loop = loop
+        self.seed = seed
+        self.params = params
+        self.p2p = p2p
+        self.epoch = float(params.genesis_time + EPOCH_OFFSET)
+        self.clock = VirtualClock(loop, self.epoch)
+        self.trace = trace if trace is not None else Trace()
+        self.network = SimNetwork(
+            self.clock, derive_rng(seed, "network"), default_link=default_link
+        )
+        self.nodes: dict[str, SimNode] = {}
+        self.blocks: dict[bytes, BlockRecord] = {}
+        self.reorgs: Counter[int] = Counter()
+        """Reorganisation depth -> how many times a node went through one."""
+        self.scheduler = HashScheduler(
+            derive_rng(seed, "mining"), interval, self._on_found, self._can_mine
+        )
+        self.strategies: dict[str, Strategy] = {}
+        self._listeners: list[NodeListener] = []
+        self._wallets: dict[str, Wallet] = {}
+        self._workdir = workdir
+        self._tempdir: tempfile.TemporaryDirectory[str] | None = None
+        self._tasks: list[asyncio.Future[Any]] = []
+        self._failure: asyncio.Future[BaseException] = loop.create_future()
+        self._mining: asyncio.Future[None] | None = None
+        self._recording = True
+        self._closed = False
+
+    # ------------------------------------------------------------------------------- time
+
+    @property
+    def now(self) -> float:
+        """Virtual seconds since the simulation began."""
+        return self.loop.time()
+
+    async def run_for(self, seconds: float) -> None:
+        await self.run_until(lambda: False, timeout=seconds)
+
+    async def run_until(
+        self, predicate: Callable[[], bool], *, timeout: float, poll: float = 1.0
+    ) -> bool:
+        """Let the network run until ``predicate()`` holds (True) or ``timeout`` passes (False).
+
+        The predicate is checked every ``poll`` virtual seconds.
+        """
+        deadline = self.now + timeout
+        while True:
+            self.check()
+            if predicate():
+                return True
+            remaining = deadline - self.now
+            if remaining <= 0:
+                return False
+            await asyncio.sleep(min(poll, remaining))
+
+    def check(self) -> None:
+        """Raise the failure of a background task (a strategy, the scheduler), if any."""
+        if self._failure.done():
+            error = self._failure.result()
+            raise SimulationError(f"the simulation failed: {error}") from error
+
+    def spawn(self, awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
+        """Run ``awaitable`` in the background; its failure fails the simulation."""
+        task = asyncio.ensure_future(awaitable)
+        self._tasks.append(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.remove(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None and not self._failure.done():
+            self._failure.set_result(error)
+
+    async def _wait(self, task: asyncio.Future[T]) -> T:
+        waiting: list[asyncio.Future[Any]] = [task, self._failure]
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        self.check()
+        return task.result()
+
+    # ------------------------------------------------------------------------------- nodes
+
+    async def add_node(
+        self,
+        name: str,
+        *,
+        connect: Iterable[str] = (),
+        clock_offset: float = 0.0,
+        persistent: bool = False,
+        private: bool = False,
+        p2p: P2PConfig | None = None,
+    ) -> SimNode:
+        """Create and start a node; ``connect`` names nodes it dials (they may come later)."""
+        spec = NodeSpec(name, tuple(connect), clock_offset, persistent, private, p2p)
+        return await self.add(spec)
+
+    async def add(self, spec: NodeSpec) -> SimNode:
+        if not spec.name or ":" in spec.name or spec.name in self.nodes:
+            raise SimulationError(f"node name {spec.name!r} is empty, has a colon or is taken")
+        if spec.private and spec.connect:
+            raise SimulationError(f"private node {spec.name} cannot dial anyone")
+        address = f"{spec.name}:{self.params.default_p2p_port}"
+        clock = VirtualClock(self.loop, self.epoch, spec.clock_offset)
+        sim_node = SimNode(spec, address, clock)
+        if spec.persistent:
+            sim_node.datadir = self._scratch() / spec.name
+        self.nodes[spec.name] = sim_node
+        await self._start(sim_node)
+        return sim_node
+
+    def node(self, name: str) -> SimNode:
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise SimulationError(f"there is no node called {name!r}") from None
+
+    def public_nodes(self) -> list[SimNode]:
+        """Running nodes of the public network (private ones left out)."""
+        return [n for n in self.nodes.values() if n.up and not n.spec.private]
+
+    async def _start(self, sim_node: SimNode) -> None:
+        spec = sim_node.spec
+        base = spec.p2p if spec.p2p is not None else self.p2p
+        p2p = dataclasses.replace(
+            base,
+            listen=None if spec.private else sim_node.address,
+            connect=tuple(f"{peer}:{self.params.default_p2p_port}" for peer in spec.connect),
+            max_outbound=len(spec.connect),
+            user_agent=f"/forklab-lab:{spec.name}/",
+        )
+        runtime = Runtime(
+            sim_node.clock,
+            derive_rng(self.seed, f"node/{spec.name}/{sim_node.incarnation}"),
+            self.network.transport(spec.name),
+            InlineExecutor(),
+        )
+        config = NodeConfig(self.params, sim_node.datadir, p2p)
+        node = _TappedNode(config, runtime, lambda event: self._on_node_event(spec.name, event))
+        await node.start()
+        sim_node.node = node
+        self._record(spec.name, TraceKind.NODE_STARTED, height=node.height)
+        self.scheduler.changed()
+
+    async def kill(self, name: str) -> None:
+        """Crash a node: its connections are reset at once, then it is shut down."""
+        sim_node = self.node(name)
+        node = sim_node.require()
+        self.network.reset_host(name)
+        sim_node.node = None
+        self.scheduler.changed()
+        await node.stop()
+        self._record(name, TraceKind.NODE_KILLED)
+
+    async def restart(self, name: str) -> SimNode:
+        """Start a killed node again (from its data directory if it is persistent)."""
+        sim_node = self.node(name)
+        if sim_node.up:
+            raise SimulationError(f"node {name} is already running")
+        sim_node.incarnation += 1
+        await self._start(sim_node)
+        return sim_node
+
+    def _scratch(self) -> Path:
+        if self._workdir is not None:
+            return self._workdir
+        if self._tempdir is None:
+            self._tempdir = tempfile.TemporaryDirectory(prefix="forklab-lab-")
+        return Path(self._tempdir.name)
+
+    # ------------------------------------------------------------------------------- links
+
+    def set_link(self, a: str, b: str, spec: LinkSpec, *, both_ways: bool = True) -> None:
+        self.network.set_link(a, b, spec, both_ways=both_ways)
+        self._record("", TraceKind.LINK, a=a, b=b, latency=spec.latency, both_ways=both_ways)
+
+    def set_latency(self, a: str, b: str, seconds: float) -> None:
+        self.network.set_latency(a, b, seconds)
+        self._record("", TraceKind.LINK, a=a, b=b, latency=seconds, both_ways=True)
+
+    def partition(self, *groups: Sequence[str]) -> None:
+        """Cut every link between different groups; their connections are reset."""
+        for group in groups:
+            for name in group:
+                self.node(name)
+        self.network.partition(*(list(group) for group in groups))
+        self._record("", TraceKind.PARTITION, groups=" | ".join(",".join(g) for g in groups))
+
+    def heal(self) -> None:
+        """Restore every cut link; nodes reconnect on their own, with their usual backoff."""
+        self.network.heal()
+        self._record("", TraceKind.HEAL)
+
+    # ------------------------------------------------------------------------------- mining
+
+    async def add_miner(
+        self, name: str, *, node: str, share: float, strategy: Strategy | None = None
+    ) -> Miner:
+        """A miner with ``share`` of the reference hash rate, working through ``node``."""
+        if name in self.strategies:
+            raise SimulationError(f"there is already a miner called {name}")
+        if share < 0:
+            raise SimulationError(f"a hash share cannot be negative, got {share}")
+        self.node(node)
+        miner = Miner(name, share, self.wallet(name).change_pubkey_hash)
+        chosen = strategy if strategy is not None else Honest()
+        await chosen.attach(self, miner, node)
+        self.strategies[name] = chosen
+        self.scheduler.add(miner)
+        self._record("", TraceKind.HASHRATE, miner=name, share=share, strategy=chosen.kind)
+        return miner
+
+    def set_share(self, name: str, share: float) -> None:
+        if name not in self.scheduler.miners:
+            raise SimulationError(f"there is no miner called {name!r}")
+        self.scheduler.set_share(name, share)
+        self._record("", TraceKind.HASHRATE, miner=name, share=share)
+
+    @property
+    def miners(self) -> dict[str, Miner]:
+        return self.scheduler.miners
+
+    async def mine(self, blocks: int) -> None:
+        """Let the miners find ``blocks`` more blocks (the network runs meanwhile)."""
+        if self._mining is not None:
+            raise SimulationError("the miners are already mining continuously")
+        if blocks < 0:
+            raise SimulationError(f"cannot mine {blocks} blocks")
+        if not self.scheduler.active():
+            raise SimulationError("no miner can mine: none has a share and a running node")
+        await self._wait(self.spawn(self.scheduler.run(blocks)))
+
+    def start_mining(self) -> None:
+        """Mine continuously until :meth:`stop_mining`."""
+        if self._mining is None:
+            self._mining = self.spawn(self.scheduler.run(None))
+
+    async def stop_mining(self) -> None:
+        if self._mining is not None:
+            task, self._mining = self._mining, None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def mine_on(self, miner: str) -> None:
+        """Make ``miner`` find one block now, whatever its share (a scenario's "mine" step)."""
+        found = self.scheduler.miners.get(miner)
+        if found is None:
+            raise SimulationError(f"there is no miner called {miner!r}")
+        found.blocks_found += 1
+        self.scheduler.found += 1
+        await self._on_found(found)
+
+    def _can_mine(self, miner: Miner) -> bool:
+        return self.strategies[miner.name].can_mine(self)
+
+    async def _on_found(self, miner: Miner) -> None:
+        await self.strategies[miner.name].on_found(self, miner)
+
+    async def build_block(
+        self,
+        node: str,
+        miner: Miner,
+        *,
+        select: Callable[[BlockTemplate], BlockTemplate] | None = None,
+    ) -> Block:
+        """A block on ``node``'s tip paying ``miner``, with real proof of work; recorded.
+
+        ``select`` may change the template first (a censor drops transactions).
+        """
+        sim_node = self.node(node)
+        now = int(sim_node.clock.time())
+        template = await sim_node.query(
+            lambda chain, mempool: template_on_tip(chain, mempool, miner.payout, now)
+        )
+        if select is not None:
+            template = select(template)
+        return self.found_block(miner, grind(template, miner.next_extranonce(), template.cur_time))
+
+    def found_block(self, miner: Miner, block: Block) -> Block:
+        """Record ``block`` as found by ``miner`` now (strategies building their own call this)."""
+        height = block.transactions[0].coinbase_height
+        record = BlockRecord(
+            block.hash,
+            block.header.prev_hash,
+            height if height is not None else -1,
+            miner.name,
+            self.now,
+            len(block.transactions) - 1,
+        )
+        self.blocks[block.hash] = record
+        self._record(
+            "",
+            TraceKind.BLOCK_FOUND,
+            miner=miner.name,
+            hash=block.hash_hex,
+            height=record.height,
+            parent=hash_hex(record.parent),
+            txs=record.tx_count,
+        )
+        return block
+
+    async def publish(self, miner: Miner, block: Block, node: str) -> bool:
+        """Hand ``miner``'s ``block`` to ``node`` (which relays it if it becomes its tip).
+
+        Returns whether the node accepted it; a block the node refuses is traced, not raised.
+        """
+        outcome = await self.node(node).require().submit_block(block)
+        record = self.blocks.get(block.hash)
+        if record is not None and record.published_at is None:
+            record.published_at = self.now
+        error = outcome.error
+        self._record(
+            node,
+            TraceKind.BLOCK_PUBLISHED,
+            miner=miner.name,
+            hash=block.hash_hex,
+            accepted=outcome.accepted or outcome.duplicate,
+            reason=error.reason if error is not None else "",
+        )
+        return outcome.accepted or outcome.duplicate
+
+    # ------------------------------------------------------------------------------- wallets
+
+    def wallet(self, name: str) -> Wallet:
+        """The deterministic wallet called ``name`` (a miner's wallet receives its coinbases)."""
+        wallet = self._wallets.get(name)
+        if wallet is None:
+            wallet = self._wallets[name] = Wallet.from_seed(
+                self.params, f"forklab-lab/{name}".encode()
+            )
+        return wallet
+
+    def address(self, name: str) -> str:
+        return self.wallet(name).addresses()[0]
+
+    def pubkey_hash(self, recipient: str) -> bytes:
+        """The public-key hash of an address of this network, or else of the wallet so named."""
+        try:
+            return decode_address(recipient, self.params.address_version)
+        except AddressError:
+            return self.wallet(recipient).change_pubkey_hash
+
+    async def pay(
+        self, sender: str, recipient: str, amount: int, *, node: str, fee_rate: int = 2
+    ) -> Transaction:
+        """``sender``'s wallet pays ``amount`` to wallet ``recipient`` through ``node``.
+
+        ``recipient`` is a wallet name or an address. Coins are those of ``node``'s chain not
+        already spent in its mempool. WalletError if the sender cannot pay.
+        """
+        wallet = self.wallet(sender)
+        address = encode_address(self.pubkey_hash(recipient), self.params.address_version)
+        sim_node = self.node(node)
+
+        def build(chain: ChainState, mempool: Mempool) -> Transaction:
+            coins = chain.coins_for(wallet.pubkey_hashes)
+            spent = {op for op, _ in coins if mempool.spender_of(op) is not None}
+            payment = wallet.pay(
+                coins,
+                chain.height + 1,
+                address=address,
+                amount=amount,
+                fee_rate=fee_rate,
+                spent=spent,
+            )
+            return payment.tx
+
+        tx = await sim_node.query(build)
+        await sim_node.require().submit_tx(tx)
+        self._record(
+            node, TraceKind.TX_SENT, txid=tx.txid_hex, sender=sender, to=address, amount=amount
+        )
+        return tx
+
+    # ------------------------------------------------------------------------------- views
+
+    def tips(self) -> dict[str, bytes]:
+        """Each running public node's tip."""
+        return {n.name: n.tip for n in self.public_nodes()}
+
+    def converged(self) -> bool:
+        """Whether every running public node has the same tip."""
+        return len(set(self.tips().values())) <= 1
+
+    def expected_peers(self) -> dict[str, int]:
+        """Connections each running public node should have: those it dials and is dialled by."""
+        running = {n.name for n in self.public_nodes()}
+        degree = dict.fromkeys(running, 0)
+        for name in running:
+            for peer in self.nodes[name].spec.connect:
+                if peer in running and peer != name:
+                    degree[name] += 1
+                    degree[peer] += 1
+        return degree
+
+    def connected(self) -> bool:
+        """Whether every running public node has all the connections its topology gives it."""
+        return all(
+            len(self.nodes[name].require().peers()) >= count
+            for name, count in self.expected_peers().items()
+        )
+
+    async def wait_connected(self, timeout: float = 600.0) -> None:
+        """Run until the topology is fully connected; SimulationError if it is not in time."""
+        if not await self.run_until(self.connected, timeout=timeout, poll=0.1):
+            missing = {
+                name: f"{len(self.nodes[name].require().peers())}/{count}"
+                for name, count in self.expected_peers().items()
+                if len(self.nodes[name].require().peers()) < count
+            }
+            raise SimulationError(f"nodes not connected after {timeout} s: {missing}")
+
+    async def settle(self, timeout: float = 3600.0) -> bool:
+        """Run (without forcing anything) until the public nodes agree on a tip."""
+        return await self.run_until(self.converged, timeout=timeout)
+
+    def main_chain(self, tip: bytes | None = None) -> list[BlockRecord]:
+        """Records of the blocks found in the simulation on the chain ending at ``tip``.
+
+        ``tip`` defaults to the tip with the most work among the public nodes. Oldest first.
+        """
+        if tip is None:
+            best = max(
+                (n.require().tip for n in self.public_nodes()),
+                key=lambda t: (t.chain_work, t.hash),
+                default=None,
+            )
+            if best is None:
+                return []
+            tip = best.hash
+        chain = []
+        walk = self.blocks.get(tip)
+        while walk is not None:
+            chain.append(walk)
+            walk = self.blocks.get(walk.parent)
+        chain.reverse()
+        return chain
+
+    def listen(self, listener: NodeListener) -> None:
+        """Call ``listener(node_name, event)`` for every event of every node, as it happens."""
+        self._listeners.append(listener)
+
+    # ------------------------------------------------------------------------------- trace
+
+    def note(self, text: str, **details: Value) -> None:
+        """Put a line of narration in the trace."""
+        self._record("", TraceKind.NOTE, text=text, **details)
+
+    def _record(self, node: str, kind: TraceKind, **details: Value) -> None:
+        if self._recording:
+            self.trace.record(TraceEvent(self.now, node, kind, tuple(details.items())))
+
+    def _on_node_event(self, name: str, event: Event) -> None:
+        if isinstance(event, BlockConnected):
+            record = self.blocks.get(event.block.hash)
+            if record is not None:
+                record.arrivals.setdefault(name, self.now)
+        elif isinstance(event, Reorg):
+            self.reorgs[event.depth] += 1
+        if self._recording:
+            kind, details = _describe(event)
+            self.trace.record(TraceEvent(self.now, name, kind, details))
+        for listener in self._listeners:
+            listener(name, event)
+
+    # ------------------------------------------------------------------------------- closing
+
+    async def close(self) -> None:
+        """Stop mining and every node; the trace ends here (shutdown is not part of it)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._recording = False
+        await self.stop_mining()
+        for task in list(self._tasks):
+            task.cancel()
+        for sim_node in self.nodes.values():
+            node, sim_node.node = sim_node.node, None
+            if node is not None:
+                await node.stop()
+        if self._tempdir is not None:
+            self._tempdir.cleanup()
+
+
+def _describe(event: Event) -> tuple[TraceKind, tuple[tuple[str, Value], ...]]:
+    """The trace kind and details of a node event."""
+    if isinstance(event, BlockConnected | BlockDisconnected):
+        kind = (
+            TraceKind.BLOCK_CONNECTED
+            if isinstance(event, BlockConnected)
+            else TraceKind.BLOCK_DISCONNECTED
+        )
+        return kind, (("hash", event.block.hash_hex), ("height", event.height))
+    if isinstance(event, NewTip):
+        return TraceKind.NEW_TIP, (
+            ("hash", hash_hex(event.hash)),
+            ("height", event.height),
+            ("reorg_depth", event.reorg_depth),
+        )
+    if isinstance(event, Reorg):
+        return TraceKind.REORG, (
+            ("old_tip", hash_hex(event.old_tip)),
+            ("new_tip", hash_hex(event.new_tip)),
+            ("fork_height", event.fork_height),
+            ("depth", event.depth),
+        )
+    if isinstance(event, TxAccepted):
+        return TraceKind.TX_ACCEPTED, (("txid", event.tx.txid_hex), ("source", event.source))
+    if isinstance(event, TxRemoved):
+        return TraceKind.TX_REMOVED, (("txid", hash_hex(event.txid)), ("reason", event.reason))
+    if isinstance(event, PeerConnected):
+        return TraceKind.PEER_CONNECTED, (("peer", event.address), ("inbound", event.inbound))
+    if isinstance(event, PeerDisconnected):
+        return TraceKind.PEER_DISCONNECTED, (("peer", event.address), ("reason", event.reason))
+    if isinstance(event, EventsLost):
+        return TraceKind.EVENTS_LOST, (("count", event.count),)
+    return TraceKind.NOTE, (("event", event.kind),)
+
+
+def simulate(body: Callable[[Simulation], Awaitable[T]], **options: Any) -> T:
+    """Run ``body(simulation)`` on a fresh virtual-time loop and return its result.
+
+    ``options`` are :class:`Simulation`'s keyword arguments (``seed``, ``params``,
+    ``interval``, ``p2p``, ``default_link``, ``trace``, ``workdir``). The simulation is closed
+    when ``body`` returns or raises.
+    """
+
+    async def main() -> T:
+        sim = Simulation(**options)
+        try:
+            return await body(sim)
+        finally:
+            await sim.close()
+
+    return run_virtual(VirtualTimeLoop(), main())
