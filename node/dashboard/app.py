@@ -1,0 +1,324 @@
+"""The dashboard's web application: the page, its live state, and the actions behind its buttons.
+
+=============================  ======  ====================================================
+path                           method  what
+=============================  ======  ====================================================
+``/``                          GET     the page (``static/index.html``)
+``/static/FILE``               GET     the page's scripts, styles and images (shipped in
+                                       the package: no CDN, no build step, works offline)
+``/api/state?depth=N``         GET     everything the page draws (:meth:`NetworkMonitor.
+                                       snapshot`), the block tree's last N heights
+``/api/stream?depth=N``        GET     WebSocket: ``state`` messages (whole, at most
+                                       ``STATE_RATE`` a second), node ``event`` messages as
+                                       they happen (with the node's name), ``action``
+                                       messages when anyone acts
+``/api/actions/NAME``          POST    an action (:mod:`node.dashboard.actions`); the JSON
+                                       reply holds ``message`` and ``command``, the
+                                       equivalent terminal command. ``{"dry_run": true}``
+                                       only returns the command
+=============================  ======  ====================================================
+
+Who may act: the dashboard holds the nodes' cookies, so its POST routes can mine, pay and kill
+processes. A page of another site open in the same browser must not be able to do that, so an
+action must be JSON (a cross-site form cannot send it without a CORS preflight, which is never
+granted), and its ``Origin``, when sent, must be this dashboard. Against DNS rebinding, a
+dashboard bound to loopback also requires the ``Host`` header to name loopback. Bound to
+another address, anyone who can reach it can act: that is for a classroom network, on purpose.
+
+State lives on the application under typed keys, and the monitor runs in ``cleanup_ctx``, so
+it runs if and only if the application started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from node.dashboard.actions import (
+    ACTION_NAMES,
+    ActionError,
+    Controller,
+    RpcController,
+    action_name,
+    parse_action,
+)
+from node.dashboard.devnet_control import DevnetController
+from node.dashboard.monitor import NetworkMonitor
+from node.dashboard.sources import DevnetSource, NodeSource, StaticSource
+from node.rpc.jsonfmt import dumps, loads
+
+log = logging.getLogger("forklab.dashboard")
+
+DEFAULT_DEPTH = 40
+MAX_DEPTH = 1_000
+STATE_RATE = 5.0
+"""Whole-state messages per second, at most, to each page."""
+
+STATIC_TYPES = {
+    ".html": "text/html",
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+}
+
+
+@dataclass(frozen=True)
+class DashboardSettings:
+    poll_interval: float = 1.0
+    keep_heights: int = 2_000
+    loopback: bool = True
+    """Whether the dashboard listens on loopback only (then ``Host`` must name loopback)."""
+
+
+class Dashboard:
+    """The monitor and the controller, created when the application starts.
+
+    Built before the application starts (application state cannot change once it runs) and
+    filled in by :func:`_run_dashboard` in ``cleanup_ctx``.
+    """
+
+    def __init__(self, source: NodeSource, settings: DashboardSettings) -> None:
+        self.source = source
+        self.settings = settings
+        self._monitor: NetworkMonitor | None = None
+        self._controller: Controller | None = None
+        self.acting = asyncio.Lock()
+        """Actions run one at a time, in the order they were asked for: a block mined while a
+        partition is still being applied would otherwise cross it."""
+
+    @property
+    def monitor(self) -> NetworkMonitor:
+        if self._monitor is None:
+            raise RuntimeError("the dashboard has not started")
+        return self._monitor
+
+    @property
+    def controller(self) -> Controller:
+        if self._controller is None:
+            raise RuntimeError("the dashboard has not started")
+        return self._controller
+
+    async def start(self, session: aiohttp.ClientSession) -> None:
+        monitor = NetworkMonitor(
+            self.source,
+            session,
+            poll_interval=self.settings.poll_interval,
+            keep_heights=self.settings.keep_heights,
+        )
+        await monitor.start()
+        self._monitor = monitor
+        self._controller = controller_for(self.source, monitor)
+
+    async def stop(self) -> None:
+        if self._monitor is not None:
+            await self._monitor.stop()
+
+
+DASHBOARD = web.AppKey("dashboard", Dashboard)
+
+
+async def _run_dashboard(app: web.Application) -> AsyncIterator[None]:
+    async with aiohttp.ClientSession() as session:
+        dashboard = app[DASHBOARD]
+        await dashboard.start(session)
+        try:
+            yield
+        finally:
+            await dashboard.stop()
+
+
+def static_files() -> dict[str, bytes]:
+    """The page's files by name, read once from the package (works from a wheel or a zip)."""
+    root = resources.files("node.dashboard") / "static"
+    files: dict[str, bytes] = {}
+
+    def walk(folder: Any, prefix: str) -> None:
+        for entry in folder.iterdir():
+            name = prefix + entry.name
+            if entry.is_dir():
+                walk(entry, name + "/")
+            elif any(name.endswith(ext) for ext in STATIC_TYPES):
+                files[name] = entry.read_bytes()
+
+    walk(root, "")
+    return files
+
+
+def _json(value: Any, status: int = 200) -> web.Response:
+    return web.Response(text=dumps(value), status=status, content_type="application/json")
+
+
+def _depth(request: web.Request) -> int:
+    try:
+        depth = int(request.query.get("depth", DEFAULT_DEPTH))
+    except ValueError:
+        raise web.HTTPBadRequest(text="depth must be a whole number") from None
+    return max(1, min(MAX_DEPTH, depth))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _trusted(request: web.Request) -> str | None:
+    """None if the request may act; else why not."""
+    host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
+    if request.app[DASHBOARD].settings.loopback and not _is_loopback(host):
+        return f"Host {request.host!r} is not this dashboard's loopback address"
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != f"{request.scheme}://{request.host}":
+        return f"Origin {origin!r} is not this dashboard"
+    return None
+
+
+class Handlers:
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files = files
+
+    async def index(self, _request: web.Request) -> web.StreamResponse:
+        return self._file("index.html")
+
+    async def static(self, request: web.Request) -> web.StreamResponse:
+        return self._file(request.match_info["name"])
+
+    def _file(self, name: str) -> web.StreamResponse:
+        body = self.files.get(name)
+        if body is None:
+            raise web.HTTPNotFound()
+        content_type = next(t for ext, t in STATIC_TYPES.items() if name.endswith(ext))
+        return web.Response(
+            body=body,
+            content_type=content_type,
+            charset="utf-8",
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    async def state(self, request: web.Request) -> web.StreamResponse:
+        return _json(_state(request.app, _depth(request)))
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        depth = _depth(request)
+        ws = web.WebSocketResponse(heartbeat=30.0)
+        await ws.prepare(request)
+        monitor = request.app[DASHBOARD].monitor
+        feed = monitor.subscribe()
+
+        async def pump() -> None:
+            loop = asyncio.get_running_loop()
+            # The whole state first: events only make sense on top of it.
+            feed.state_changed = False
+            await ws.send_str(dumps({"type": "state", **_state(request.app, depth)}))
+            last_state = loop.time()
+            while not feed.closed:
+                events = await feed.wait()
+                if feed.lost:
+                    await ws.send_str(dumps({"type": "events_lost", "count": feed.lost}))
+                    feed.lost = 0
+                for message in events:
+                    await ws.send_str(dumps(message))
+                if feed.state_changed:
+                    # Whole states are rate-limited; events in between still go out at once.
+                    wait = last_state + 1 / STATE_RATE - loop.time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    feed.state_changed = False
+                    last_state = loop.time()
+                    await ws.send_str(dumps({"type": "state", **_state(request.app, depth)}))
+
+        sender = asyncio.create_task(pump())
+        try:
+            async for message in ws:
+                if message.type is aiohttp.WSMsgType.ERROR:
+                    break
+        finally:
+            monitor.unsubscribe(feed)
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
+                await sender
+        return ws
+
+    async def action(self, request: web.Request) -> web.StreamResponse:
+        refused = _trusted(request)
+        if refused is not None:
+            return _json({"ok": False, "error": refused}, 403)
+        if request.content_type != "application/json":
+            return _json({"ok": False, "error": "send the action as application/json"}, 415)
+        try:
+            body = loads(await request.read())
+        except (ValueError, UnicodeDecodeError):
+            return _json({"ok": False, "error": "the body is not JSON"}, 400)
+        if not isinstance(body, dict):
+            return _json({"ok": False, "error": "the body must be a JSON object"}, 400)
+        monitor = request.app[DASHBOARD].monitor
+        controller = request.app[DASHBOARD].controller
+        name = request.match_info["name"]
+        command: str | None = None
+        try:
+            action = parse_action(name, body, list(monitor.endpoints()), monitor.miners())
+            if not controller.supports(type(action)):
+                raise ActionError(f"{name} needs a devnet (forklab devnet up)", status=409)
+            command = await controller.command(action)
+            if body.get("dry_run") is True:
+                return _json({"ok": True, "command": command, "dry_run": True})
+            async with request.app[DASHBOARD].acting:
+                outcome = await controller.perform(action)
+        except ActionError as exc:
+            entry = {"action": name, "ok": False, "message": str(exc), "command": command}
+            if body.get("dry_run") is not True:
+                monitor.record_action(entry)
+            return _json({**entry, "error": str(exc)}, exc.status)
+        entry = {
+            "action": action_name(action),
+            "ok": True,
+            "message": outcome.message,
+            "command": outcome.command,
+        }
+        monitor.record_action(entry)
+        monitor.poll_soon()
+        return _json({**entry, "result": outcome.result})
+
+
+def _state(app: web.Application, depth: int) -> dict[str, Any]:
+    dashboard = app[DASHBOARD]
+    state = dashboard.monitor.snapshot(depth)
+    state["capabilities"] = [
+        name for cls, name in ACTION_NAMES.items() if dashboard.controller.supports(cls)
+    ]
+    return state
+
+
+def build_app(source: NodeSource, settings: DashboardSettings | None = None) -> web.Application:
+    """The dashboard as an aiohttp application, watching the nodes ``source`` names."""
+    app = web.Application()
+    app[DASHBOARD] = Dashboard(source, settings or DashboardSettings())
+    handlers = Handlers(static_files())
+    app.router.add_get("/", handlers.index)
+    app.router.add_get("/static/{name:.+}", handlers.static)
+    app.router.add_get("/api/state", handlers.state)
+    app.router.add_get("/api/stream", handlers.stream)
+    app.router.add_post("/api/actions/{name}", handlers.action)
+    app.cleanup_ctx.append(_run_dashboard)
+    return app
+
+
+def controller_for(source: NodeSource, monitor: NetworkMonitor) -> Controller:
+    """Who carries out actions: the devnet for a devnet, the nodes' RPC otherwise."""
+    if isinstance(source, DevnetSource):
+        return DevnetController(source.paths.root)
+    if isinstance(source, StaticSource):
+        return RpcController(monitor, source)
+    raise TypeError(f"no controller for a {type(source).__name__}")
