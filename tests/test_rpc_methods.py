@@ -152,6 +152,7 @@ GOOD: list[tuple[str, Params, Check]] = [
     ("help", lambda f: [], lambda r, f: "getblockcount" in r and "== Mining ==" in r),
     ("help", lambda f: ["getblock"], lambda r, f: r.startswith('getblock "blockhash"')),
     ("uptime", lambda f: [], lambda r, f: isinstance(r, int) and r >= 0),
+    ("getlinkpolicy", lambda f: [], lambda r, f: r == {"blocked": [], "latency_ms": {}}),
 ]
 
 # Methods whose good path changes the node; each has its own test below.
@@ -164,6 +165,7 @@ CHANGING = {
     "disconnectnode",
     "setnetworkactive",
     "stop",
+    "setlinkpolicy",  # tests/test_devnet_links.py
 }
 
 A_HASH = "11" * 32
