@@ -22,9 +22,16 @@ REDRAW_EVERY = 0.08
 class Progress:
     """Makes :class:`Step` objects that draw on ``stream`` (stderr by default)."""
 
-    def __init__(self, stream: TextIO | None = None, *, interactive: bool | None = None) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        interactive: bool | None = None,
+        redraw_every: float = REDRAW_EVERY,
+    ) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.interactive = self.stream.isatty() if interactive is None else interactive
+        self.redraw_every = redraw_every
 
     def step(self, label: str, total: int | None = None) -> Step:
         return Step(self, label, total)
@@ -92,7 +99,7 @@ class Step:
         if not self.progress.interactive:
             return
         now = time.monotonic()
-        if not force and now - self._drawn < REDRAW_EVERY:
+        if not force and now - self._drawn < self.progress.redraw_every:
             return
         self._drawn = now
         self._frame = (self._frame + 1) % len(SPINNER)
