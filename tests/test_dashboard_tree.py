@@ -223,7 +223,8 @@ def test_thousands_of_blocks_keep_memory_bounded_and_count_what_is_collapsed() -
             stale += 1
         tree.set_tip("n1", name)
         parent = name
-    assert len(tree) <= 100 + 1 + 100 // 50 + 1
+    # The bound, a tenth more while a batch waits, and the stale blocks among them.
+    assert len(tree) <= 110 + 1 + 110 // 50 + 1
     view = tree.view(40)
     assert view.best_height == 3_000
     assert min(b.height for b in view.blocks) == 3_000 - 39

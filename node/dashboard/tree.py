@@ -18,9 +18,10 @@ page can show a block spreading hop by hop (:func:`spread`), and which node had 
 devnet, almost always the node whose miner found it).
 
 The tree stays bounded however long the network runs: blocks more than ``keep_heights`` below
-the best tip are folded into a :class:`Collapsed` summary (how many, how many stale) and
-forgotten. A view (:meth:`BlockTree.view`) covers only the most recent ``depth`` heights and
-summarises the rest, so the page draws the same small picture at height 50 and at 50,000.
+the best tip (give or take a tenth) are folded into a :class:`Collapsed` summary (how many, how
+many stale) and forgotten. A view (:meth:`BlockTree.view`) covers only the most recent
+``depth`` heights and summarises the rest, so the page draws the same small picture at height
+50 and at 50,000.
 
 Branch layout is decided here rather than in the page's script, so it can be tested: the main
 chain is lane 0 and every other branch gets the lowest lane free over its span of heights
@@ -287,7 +288,9 @@ class BlockTree:
         if best is None:
             return
         horizon = self._blocks[best].height - self.keep_heights
-        if horizon <= self._pruned_below:
+        # In batches of a tenth of the bound: telling stale from live walks every branch, too
+        # much to do for every block, and the bound is exceeded by a tenth at most.
+        if horizon - self._pruned_below < max(1, self.keep_heights // 10):
             return
         statuses = self.status_of_all(stop_below=self._pruned_below)
         for hash_ in [h for h, r in self._blocks.items() if r.height < horizon]:
