@@ -1,15 +1,17 @@
 """The dashboard in a real headless Chromium, against a real devnet: what the class sees.
 
-A devnet of four nodes in a ring (no miners: blocks come when the page asks) is watched by a
-dashboard, and the page is driven as a teacher would drive it, through its buttons:
+A devnet of four nodes in a ring (its two miners stopped: blocks come when the page asks) is
+watched by a dashboard, and the page is driven as a teacher would drive it, through its buttons:
 
-1. it loads and shows every node, the block tree (the funding blocks, older history
-   collapsed), the network ring and the money supply, with the devnet command of each action;
+1. it loads and shows every node with its hash power, the block tree (the funding blocks,
+   older history collapsed), the network ring and the money supply, with the devnet command of
+   each action;
 2. "Mine" on one node: the block appears on every node's tip within seconds, the spread is
    animated hop by hop and the command is logged;
 3. fork and converge: "Partition" cuts two links of the ring, both sides mine their own branch,
    "Heal" reconnects them, the shorter branch turns stale and the reorganisation is announced;
-4. "Kill" shows a node down, "Restart" brings it back in step.
+4. "Kill" shows a node down, "Restart" brings it back in step;
+5. after hundreds more blocks the tree still draws only the chosen history, the rest counted.
 
 Screenshots of each step go to ``test-artifacts/dashboard/``; no step may leave a JavaScript
 error in the console.
@@ -97,7 +99,15 @@ class Scene:
 async def scene(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Scene]:
     base = tmp_path_factory.mktemp("dashboard-browser")
     devnet = Devnet(base / "devnet")
-    await asyncio.to_thread(devnet.up, UpOptions(nodes=4, miners=0, topology="ring", base_port=0))
+    # Two miners hold 70% and 30% of the hash power, as the page must show; they are stopped
+    # at once (a day between blocks leaves them no time to find one) so blocks come only when
+    # the page asks.
+    options = UpOptions(
+        nodes=4, miner_shares=(0.7, 0.3), block_time=86_400, topology="ring", base_port=0
+    )
+    await asyncio.to_thread(devnet.up, options)
+    for miner in ("m1", "m2"):
+        await asyncio.to_thread(devnet.kill, miner)
     server = DashboardServer(DevnetSource(devnet.root))
     try:
         url = await server.start("127.0.0.1", 0)
@@ -119,6 +129,7 @@ async def test_the_page_shows_every_node_the_block_tree_and_the_network(scene: S
     assert [r[0] for r in rows] == ["n1", "n2", "n3", "n4"]
     assert all(r[1] == "up" and r[2] == str(FUNDING) for r in rows), rows
     assert all(r[4] == "2" for r in rows), "a ring: two peers each"
+    assert [r[6] for r in rows] == ["70%", "30%", "0%", "0%"], "m1 mines on n1, m2 on n2"
     # The tree: the last 40 heights drawn, the rest collapsed, every tip on the best block.
     await page.wait_for("document.querySelectorAll('#tree .block').length === 40")
     heights = await page.evaluate(
@@ -246,4 +257,30 @@ async def test_a_killed_node_is_shown_down_and_comes_back_when_restarted(scene: 
     log = await page.evaluate("document.querySelector('#log').textContent")
     assert f"forklab devnet kill n4 --dir {scene.devnet.root}" in log
     assert f"forklab devnet restart n4 --dir {scene.devnet.root}" in log
+    scene.no_errors()
+
+
+async def test_a_long_history_stays_readable_older_blocks_collapse(scene: Scene) -> None:
+    page = scene.page
+    height = await page.evaluate("window.dashboard.state.tree.best_height")
+    await scene.act("mine", node="n2", blocks=300)
+    await page.wait_for(
+        f"window.dashboard.state.nodes.every(n => n.height === {height + 300})", timeout=15
+    )
+    await page.wait_for("document.querySelectorAll('#tree .block').length === 40")
+    collapsed = await page.evaluate("document.querySelector('#tree .collapsed').textContent")
+    assert f"{height + 300 + 1 - 40 + 1:,} earlier, 1 stale" in collapsed, collapsed
+    # More history on demand: the page reconnects for 400 heights.
+    await page.evaluate(
+        "(() => { const s = document.getElementById('depth'); s.value = '400';"
+        " s.dispatchEvent(new Event('change')); })()"
+    )
+    await page.wait_for("document.querySelectorAll('#tree .block').length >= 400", timeout=REACT)
+    width = await page.evaluate("document.getElementById('tree').width.baseVal.value")
+    scrolled = await page.evaluate(
+        "(() => { const s = document.getElementById('tree-scroll');"
+        " return s.scrollLeft + s.clientWidth >= s.scrollWidth - 2; })()"
+    )
+    assert width > 400 * 50 and scrolled, "the newest blocks stay in view"
+    await scene.shot("07-long-history")
     scene.no_errors()

@@ -50,13 +50,13 @@ const FORMS = [
   {
     action: "kill",
     title: "Kill",
-    fields: (ctx) => [nodeSelect("node", ctx.nodes)],
+    fields: (ctx) => [select("node", ctx.processes, "node or miner")],
     body: (f) => ({ node: f.node.value }),
   },
   {
     action: "restart",
     title: "Restart",
-    fields: (ctx) => [nodeSelect("node", ctx.nodes)],
+    fields: (ctx) => [select("node", ctx.processes, "node or miner")],
     body: (f) => ({ node: f.node.value }),
   },
 ];
@@ -71,7 +71,8 @@ export class Controls {
     const nodes = state.nodes.map((n) => n.name);
     // A devnet pays from and to its named wallets; nodes started by hand from their own.
     const payers = state.wallets && state.wallets.length ? state.wallets : nodes;
-    const ctx = { nodes, payers, payees: payers };
+    const processes = [...nodes, ...(state.miners || []).map((m) => m.name)];
+    const ctx = { nodes, payers, payees: payers, processes };
     const signature = JSON.stringify([ctx, state.capabilities]);
     if (signature === this.signature) return;
     this.signature = signature;

@@ -70,6 +70,15 @@ function setConnection(state, text) {
   pill.textContent = text;
 }
 
+// What to do with each kind of message from the server. A new panel (the lessons, for one)
+// plugs in by handling its own message type here and drawing its part of the state.
+const HANDLERS = {
+  state: drawState,
+  event: onEvent,
+  action: (message) => log.action(message),
+  events_lost: (message) => log.add(`${message.count} event(s) skipped (the page fell behind)`),
+};
+
 function connect() {
   const depth = $("depth").value;
   const scheme = location.protocol === "https:" ? "wss" : "ws";
@@ -77,10 +86,8 @@ function connect() {
   socket.addEventListener("open", () => setConnection("live", "live"));
   socket.addEventListener("message", (e) => {
     const message = JSON.parse(e.data);
-    if (message.type === "state") drawState(message);
-    else if (message.type === "event") onEvent(message);
-    else if (message.type === "action") log.action(message);
-    else if (message.type === "events_lost") log.add(`${message.count} event(s) skipped (the page fell behind)`);
+    const handle = HANDLERS[message.type];
+    if (handle) handle(message);
   });
   socket.addEventListener("close", () => {
     setConnection("lost", "reconnecting…");

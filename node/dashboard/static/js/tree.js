@@ -41,7 +41,7 @@ export class TreeView {
     const top = tree.blocks.reduce((m, b) => Math.max(m, b.height), floor);
     const flagsPerTip = countFlags(tree.tips);
     const width = x(top) + BLOCK_W + Math.max(40, flagsPerTip * (FLAG_W + 2) / 2);
-    const height = y(Math.max(tree.lanes, 1)) + 4;
+    const height = y(Math.max(tree.lanes, 1) - 1) + BLOCK_H / 2 + 10;
     const stick = this.scroller.scrollLeft + this.scroller.clientWidth >= this.scroller.scrollWidth - 80;
     this.svg.setAttribute("width", width);
     this.svg.setAttribute("height", height);
