@@ -12,8 +12,8 @@ watched by a dashboard running in the test's event loop. Through its API the tes
 * are refused, with the right status, for cross-site requests, non-JSON bodies, unknown or
   malformed actions and actions that need a devnet;
 * see a node that stops drawn as down, and a node whose cookie it lacks offer no actions;
-* run ``forklab dashboard`` as a process: ready line, state, a clean stop on SIGTERM, and one
-  clear line when its port is taken.
+* run ``forklab dashboard`` as a process: ready line, state, a clean stop on SIGTERM (an open
+  page is told), and one clear line when its port is taken.
 
 A devnet's state file as a source (topology, hash shares, wallets) is read from a real devnet.
 """
@@ -475,7 +475,14 @@ async def test_the_command_serves_until_sigterm_and_refuses_a_taken_port(
                 f"forklab dashboard: error: 127.0.0.1:{port} is already in use "
                 "(another dashboard?); choose another with --port"
             ]
-            serving.send_signal(signal.SIGTERM)
+            # A page still open is told the dashboard is going, and nothing holds the exit up.
+            async with network.http.ws_connect(f"{match[1]}/api/stream") as page:
+                assert json.loads((await page.receive(TIMEOUT)).data)["type"] == "state"
+                serving.send_signal(signal.SIGTERM)
+                while (message := await page.receive(TIMEOUT)).type is aiohttp.WSMsgType.TEXT:
+                    pass
+                assert message.type is aiohttp.WSMsgType.CLOSE
+                assert message.data == aiohttp.WSCloseCode.GOING_AWAY
             assert await asyncio.to_thread(serving.wait, TIMEOUT) == 0
         finally:
             for proc in (serving, refused):

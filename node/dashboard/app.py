@@ -91,6 +91,8 @@ class Dashboard:
         self.settings = settings
         self._monitor: NetworkMonitor | None = None
         self._controller: Controller | None = None
+        self.pages: set[web.WebSocketResponse] = set()
+        """The pages' open streams, closed when the dashboard stops."""
         self.acting = asyncio.Lock()
         """Actions run one at a time, in the order they were asked for: a block mined while a
         partition is still being applied would otherwise cross it."""
@@ -240,11 +242,14 @@ class Handlers:
                     await ws.send_str(dumps({"type": "state", **_state(request.app, depth)}))
 
         sender = asyncio.create_task(pump())
+        pages = request.app[DASHBOARD].pages
+        pages.add(ws)
         try:
             async for message in ws:
                 if message.type is aiohttp.WSMsgType.ERROR:
                     break
         finally:
+            pages.discard(ws)
             monitor.unsubscribe(feed)
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
@@ -312,7 +317,14 @@ def build_app(source: NodeSource, settings: DashboardSettings | None = None) -> 
     app.router.add_get("/api/stream", handlers.stream)
     app.router.add_post("/api/actions/{name}", handlers.action)
     app.cleanup_ctx.append(_run_dashboard)
+    app.on_shutdown.append(_close_pages)
     return app
+
+
+async def _close_pages(app: web.Application) -> None:
+    """Tell open pages the dashboard is going (they reconnect when it is back)."""
+    for ws in tuple(app[DASHBOARD].pages):
+        await ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"dashboard stopping")
 
 
 def controller_for(source: NodeSource, monitor: NetworkMonitor) -> Controller:

@@ -85,6 +85,8 @@ class _Watch:
     api: NodeApi
     status: NodeStatus = field(default_factory=NodeStatus)
     streaming: bool = False
+    streamed_tip: tuple[int, str] | None = None
+    """(height, hash) of the tip as the event stream last told it."""
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     seed_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -242,11 +244,16 @@ class NetworkMonitor:
             self.tree.set_down(name)
             return
         was_up = watch.status.up
+        # While its event stream runs, the node's tip is the stream's (newer than a poll that
+        # was on its way when the tip moved); the poll fills in the rest.
+        height, tip = status["height"], status["hash"]
+        if watch.streaming and watch.streamed_tip is not None:
+            height, tip = watch.streamed_tip
         watch.status = NodeStatus(
             up=True,
             network=status["network"],
-            height=status["height"],
-            tip=status["hash"],
+            height=height,
+            tip=tip,
             headers=status["headers"],
             syncing=status["syncing"],
             network_active=status["network_active"],
@@ -258,11 +265,11 @@ class NetworkMonitor:
         )
         if not was_up:
             self.tree.set_down(name, False)
-        if status["hash"] not in self.tree and status["height"] >= self.tree.horizon:
+        if tip not in self.tree and height >= self.tree.horizon:
             # A node seen for the first time, or events missed: read its chain.
             await self._seed(watch)
-        if status["hash"] in self.tree:
-            self.tree.set_tip(name, status["hash"])
+        if tip in self.tree:
+            self.tree.set_tip(name, tip)
 
     def _update_links(self) -> None:
         by_address = {
@@ -317,6 +324,8 @@ class NetworkMonitor:
     async def _on_event(self, watch: _Watch, event: dict[str, Any]) -> None:
         name = watch.endpoint.name
         kind = event.get("type")
+        if kind in ("hello", "new_tip"):
+            watch.streamed_tip = (event["height"], event["hash"])
         if kind == "hello":
             watch.streaming = True
             await self._seed(watch)
