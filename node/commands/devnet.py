@@ -7,8 +7,10 @@
     forklab devnet status [--json]          every node's ports, height, tip and peers
     forklab devnet down [--wipe]            stop everything (keep the chain unless --wipe)
     forklab devnet logs NAME [-n 40] [-f]   a node's or miner's log
-    forklab devnet partition n1,n2 n3,n4    cut the network into groups; heal joins them
-    forklab devnet kill NAME [--term]       crash a node or miner; restart brings it back
+    forklab devnet partition n1,n2 n3,n4    cut the network into groups
+    forklab devnet heal                     join them again, and wait for one tip
+    forklab devnet kill NAME [--term]       crash a node or miner (SIGKILL; --term: cleanly)
+    forklab devnet restart NAME             start it again; a node catches up
     forklab devnet latency n1 n2 MS         one-way delay each way on a link (0 removes it)
     forklab devnet mine NODE [N] [--to W]   mine N blocks on NODE now
     forklab devnet send FROM TO AMOUNT      pay coins from a devnet wallet
