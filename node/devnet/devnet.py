@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from node.core.params import NetworkParams, params_for
+from node.core.tx import COIN
 from node.devnet import launch, procs, wallets
 from node.devnet.plan import UpOptions, new_state, resumed_state
 from node.devnet.progress import Progress
@@ -534,8 +535,8 @@ class Devnet:
         entry = state.node(via)
         answer = rest_get(entry.rpc_port, f"/rest/address/{wallets.address(params, source)}/utxos")
         if fee_rate is None:
-            relay = client.call("getnetworkinfo")["relayfee"]  # coins per 1,000 bytes
-            fee_rate = max(1, int(relay * 100_000_000) // 1000)
+            # The node's relay minimum, which it shows in coins per 1,000 bytes.
+            fee_rate = int(client.call("getnetworkinfo")["relayfee"] * COIN) // 1000
         payment = wallets.payment(
             params,
             source,
