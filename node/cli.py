@@ -21,6 +21,7 @@ _COMMAND_MODULES: tuple[tuple[str, str], ...] = (
     ("node.commands.node", "register"),
     ("node.commands.rpc", "register"),
     ("node.commands.wallet", "register"),
+    ("node.commands.devnet", "register"),
     ("miner.cli", "add_commands"),
 )
 
