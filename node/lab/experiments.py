@@ -9,23 +9,26 @@ follows :class:`~node.lab.strategies.Selfish`. Gamma is the share of honest hash
 a race between the pool's block and an honest one, hears the pool's first. The network makes
 that literal::
 
-      honest miners "a" (gamma of the honest power) take work from  view-a
-      honest miners "b" (the rest)                  take work from  view-b
-      every honest block is announced at the hub:
+      honest miners "a" (gamma of the honest power) take work from view-a
+      honest miners "b" (the rest)                  take work from view-b
+      both announce their blocks at the hub
 
-          view-b --0-- hub --0-- pool          pool-edge --0-- view-a
-                        \\__________ L ____________________________/
+          view-b --0-- hub --0-- pool               pool-edge --0-- view-a
+                        \\______________ L _______________________________/
 
 The hub reaches the pool and view-b at once and view-a after ``L`` (1/600 of the block
-interval); the pool reaches view-a at once through its edge node. So when an honest block
-appears and the pool answers with its own, view-b saw the honest block first and view-a the
-pool's: exactly gamma of the honest power mines on the pool's block. The pool's share of the
-final chain is compared with
+interval); the pool publishes through its own node, its edge node (which reaches view-a at
+once) and straight to the hub (so the hub holds every block view-a may build on). When an
+honest block appears and the pool answers with its own, view-b saw the honest block first and
+view-a the pool's: exactly gamma of the honest power mines on the pool's block, and every node
+keeps the block it saw first, as nodes do. The pool's share of the final chain is compared with
 
     R = [a(1-a)^2 (4a + g(1-2a)) - a^3] / [1 - a(1 + (2-a)a)]
 
 (equation 8 of the paper). Its standard error comes from batch means over the chain (blocks
-near each other are correlated; 20 batches of consecutive blocks are nearly independent).
+near each other are correlated; 20 batches of consecutive blocks are nearly independent). What
+``L`` adds, honest forks while view-a has not yet heard a block, is of the order of
+L / interval = 1/600 of the honest blocks, well inside the error of any run of this size.
 
 **Stale blocks.** Miners take work from region nodes and announce their blocks at a hub that
 reaches every region ``delay`` seconds later, so every miner, the finder's neighbours included,

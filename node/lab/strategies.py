@@ -278,7 +278,9 @@ class Censoring(Strategy):
         self.orphan = orphan
         self.give_up_after = give_up_after
         self.refused: list[bytes] = []
-        """Blocks the pool refused to build on (orphan mode), oldest first."""
+        """Every block the pool refused to build on (orphan mode), oldest first."""
+        self._holding: list[bytes] = []
+        """Refused blocks still marked invalid on the private node."""
         self._censored: frozenset[bytes] = frozenset()
         self._private: _PrivateChain | None = None
         self._miner: Miner | None = None
@@ -323,18 +325,19 @@ class Censoring(Strategy):
         outcome = await private.sim_node.require().submit_block(block)
         if outcome.accepted and any(self.censors(tx) for tx in block.transactions):
             self.refused.append(block.hash)
+            self._holding.append(block.hash)
             await private.sim_node.require().invalidate_block(block.hash)
             sim.note("censor refuses a block", miner=self.miner_name, hash=block.hash_hex)
         behind = sim.node(self.node).height - private.height
-        if self.refused and self.give_up_after is not None and behind >= self.give_up_after:
+        if self._holding and self.give_up_after is not None and behind >= self.give_up_after:
             await self._give_up(sim)
 
     async def _give_up(self, sim: Simulation) -> None:
         private = self._private
         assert private is not None
-        for block_hash in self.refused:
+        for block_hash in self._holding:
             await private.sim_node.require().reconsider_block(block_hash)
-        self.refused = []
+        self._holding = []
         # Blocks built on the refused ones were turned away by the private node: replay them.
         fork = await _fork_height(private.sim_node, sim.node(self.node))
         for block in await _active_blocks(sim.node(self.node), fork + 1):

@@ -32,7 +32,9 @@ def topology(spec: str, names: Sequence[str], rng: random.Random) -> dict[str, t
     """Outbound peers of each of ``names`` for the topology ``spec`` (see the module table)."""
     if len(set(names)) != len(names):
         raise SimulationError("node names must be distinct")
-    kind, _, arg = spec.partition(":")
+    kind, colon, arg = spec.partition(":")
+    if colon and kind != "random":
+        raise SimulationError(f"topology {kind!r} takes no argument; got {spec!r}")
     dials: dict[str, list[str]] = {name: [] for name in names}
     if kind in ("line", "ring"):
         for before, name in itertools.pairwise(names):
