@@ -13,7 +13,7 @@ export PIP_ROOT_USER_ACTION := ignore
 .PHONY: run test setup lint typecheck bench clean
 
 run: setup
-	$(PYTHON) -m node quickstart
+	$(PYTHON) -m node devnet up --nodes 4 --miners 2 --topology ring
 
 test: setup
 	$(PYTHON) -m ruff check .
