@@ -15,7 +15,8 @@ watched by a dashboard running in the test's event loop. Through its API the tes
 * run ``forklab dashboard`` as a process: ready line, state, a clean stop on SIGTERM (an open
   page is told), and one clear line when its port is taken.
 
-A devnet's state file as a source (topology, hash shares, wallets) is read from a real devnet.
+A dashboard started before its devnet follows it from its state file as it comes up (topology,
+hash shares, wallets, partitions) and goes down.
 """
 
 from __future__ import annotations
@@ -312,6 +313,17 @@ async def test_refused_actions(
     assert reply["ok"] is False and error in reply["error"]
 
 
+async def test_a_dry_run_of_a_form_not_yet_valid_says_why_without_failing(
+    network: Network,
+) -> None:
+    for name, body in (("mine", {"node": ""}), ("latency", {"a": "n1", "b": "n1", "ms": 5})):
+        status, reply = await network.act(name, {**body, "dry_run": True})
+        assert status == 200 and reply["ok"] is False and reply["dry_run"] is True
+        assert reply["error"]
+    status, reply = await network.act("explode", {"dry_run": True})
+    assert status == 404
+
+
 async def test_bodies_that_are_not_json_objects_are_refused(network: Network) -> None:
     for data, content_type, status in (
         ("node=n1", "application/x-www-form-urlencoded", 415),
@@ -377,35 +389,63 @@ async def test_a_node_that_stops_is_shown_down_and_one_without_a_cookie_cannot_a
         await stop_nodes([a, b])
 
 
-async def test_a_devnet_state_file_gives_topology_hash_shares_and_wallets(
+async def test_a_dashboard_started_before_its_devnet_follows_it_from_its_state_file(
     tmp_path: Path,
 ) -> None:
     devnet = Devnet(tmp_path / "devnet")
-    options = UpOptions(
-        nodes=3, miners=2, miner_shares=(0.75, 0.25), topology="line", base_port=0, block_time=60
-    )
-    await asyncio.to_thread(devnet.up, options)
+    server = DashboardServer(DevnetSource(devnet.root))
+    url = await server.start("127.0.0.1", 0)
     try:
-        layout = await DevnetSource(devnet.root).layout()
-        assert [e.name for e in layout.endpoints] == ["n1", "n2", "n3"]
-        assert layout.topology == {("n1", "n2"), ("n2", "n3")}
-        miners = {node: share for _name, node, share in layout.miners}
-        shares = {e.name: e.hash_share for e in layout.endpoints}
-        assert sum(s for s in shares.values() if s is not None) == pytest.approx(1.0)
-        for name, share in shares.items():
-            assert share == pytest.approx(miners.get(name, 0.0))
-        assert set(layout.wallets) >= {"alice", "bob", "carol"}
-        assert layout.partition is None and layout.error is None
-        for endpoint in layout.endpoints:
-            assert endpoint.datadir is not None and (endpoint.datadir / ".cookie").exists()
-        await asyncio.to_thread(devnet.partition, ["n1"])
-        layout = await DevnetSource(devnet.root).layout()
-        assert layout.partition == (("n1",), ("n2", "n3"))
-        assert layout.separated("n1", "n2") and not layout.separated("n2", "n3")
+        async with aiohttp.ClientSession() as http:
+            net = Network([], url, http)
+            state = await net.state()
+            assert state["nodes"] == [] and "no devnet in" in state["source_error"]
+            assert state["capabilities"] == [
+                "mine",
+                "send",
+                "partition",
+                "heal",
+                "kill",
+                "restart",
+                "latency",
+            ]
+            options = UpOptions(
+                nodes=3,
+                miner_shares=(0.75, 0.25),
+                topology="line",
+                base_port=0,
+                block_time=86_400,
+            )
+            await asyncio.to_thread(devnet.up, options)
+            try:
+                state = await net.wait_state(
+                    lambda s: len(s["nodes"]) == 3 and all(n["up"] for n in s["nodes"]),
+                    "the devnet's nodes, up",
+                )
+                assert state["source_error"] is None
+                assert [n["hash_share"] for n in state["nodes"]] == [0.75, 0.25, 0.0]
+                assert state["miners"] == [
+                    {"name": "m1", "node": "n1", "share": 0.75},
+                    {"name": "m2", "node": "n2", "share": 0.25},
+                ]
+                assert set(state["wallets"]) == {"alice", "bob", "carol", "m1", "m2"}
+                assert all(n["can_act"] for n in state["nodes"])
+                # The topology is known, so a link the partition cuts is drawn as cut.
+                assert {(x["a"], x["b"]) for x in state["links"]} == {("n1", "n2"), ("n2", "n3")}
+                await asyncio.to_thread(devnet.partition, ["n1"])
+                state = await net.wait_state(
+                    lambda s: link_state(s, "n1", "n2") == "cut", "n1 - n2 drawn as cut"
+                )
+                assert state["partition"] == [["n1"], ["n2", "n3"]]
+                assert link_state(state, "n2", "n3") == "up"
+            finally:
+                await asyncio.to_thread(devnet.down, wipe=True)
+            state = await net.wait_state(
+                lambda s: not any(n["up"] for n in s["nodes"]), "every node down"
+            )
+            assert "no devnet in" in state["source_error"]
     finally:
-        await asyncio.to_thread(devnet.down, wipe=True)
-    layout = await DevnetSource(devnet.root).layout()
-    assert layout.error is not None and "no devnet" in layout.error
+        await server.stop()
 
 
 # -- the command

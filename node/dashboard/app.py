@@ -15,7 +15,8 @@ path                           method  what
 ``/api/actions/NAME``          POST    an action (:mod:`node.dashboard.actions`); the JSON
                                        reply holds ``message`` and ``command``, the
                                        equivalent terminal command. ``{"dry_run": true}``
-                                       only returns the command
+                                       only returns the command (or why there is none,
+                                       with status 200: a form being filled in)
 =============================  ======  ====================================================
 
 Who may act: the dashboard holds the nodes' cookies, so its POST routes can mine, pay and kill
@@ -271,19 +272,24 @@ class Handlers:
         monitor = request.app[DASHBOARD].monitor
         controller = request.app[DASHBOARD].controller
         name = request.match_info["name"]
+        dry_run = body.get("dry_run") is True
         command: str | None = None
         try:
             action = parse_action(name, body, list(monitor.endpoints()), monitor.miners())
             if not controller.supports(type(action)):
                 raise ActionError(f"{name} needs a devnet (forklab devnet up)", status=409)
             command = await controller.command(action)
-            if body.get("dry_run") is True:
+            if dry_run:
                 return _json({"ok": True, "command": command, "dry_run": True})
             async with request.app[DASHBOARD].acting:
                 outcome = await controller.perform(action)
         except ActionError as exc:
             entry = {"action": name, "ok": False, "message": str(exc), "command": command}
-            if body.get("dry_run") is not True:
+            if dry_run and exc.status != 404:
+                # A form being filled in is often not valid yet: the answer to "what would the
+                # command be?" is then "none, because...", not a failed request.
+                return _json({**entry, "error": str(exc), "dry_run": True})
+            if not dry_run:
                 monitor.record_action(entry)
             return _json({**entry, "error": str(exc)}, exc.status)
         entry = {

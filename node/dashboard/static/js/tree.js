@@ -51,7 +51,7 @@ export class TreeView {
     this.drawCollapsed(tree.collapsed, y);
     const byHash = new Map(tree.blocks.map((b) => [b.hash, b]));
     this.drawBlocks(tree.blocks, x, y, nodes);
-    this.drawEdges(tree.blocks, byHash, x, y, left);
+    this.drawEdges(tree.blocks, byHash, x, y);
     this.drawFlags(tree.tips, byHash, nodes, x, y);
     this.drawn = true;
     if (stick) this.scroller.scrollLeft = this.scroller.scrollWidth;
@@ -122,7 +122,7 @@ export class TreeView {
     return { g, title, status: null };
   }
 
-  drawEdges(blocks, byHash, x, y, left) {
+  drawEdges(blocks, byHash, x, y) {
     const seen = new Set();
     for (const block of blocks) {
       const parent = byHash.get(block.prev);
@@ -134,9 +134,10 @@ export class TreeView {
         const y1 = y(parent.lane);
         const mid = (x1 + x2) / 2;
         d = `M ${x1} ${y1} C ${mid} ${y1}, ${mid} ${y2}, ${x2} ${y2}`;
-      } else if (block.height > 0 && x2 - left > -BLOCK_W) {
-        // The parent is collapsed: a stub from the left edge of the window.
-        const x1 = Math.max(left - 14, x2 - 14);
+      } else if (block.height > 0) {
+        // The parent is collapsed (or unknown): a stub. Written as a curve like the others,
+        // because a path's shape only animates between paths of the same commands.
+        const x1 = x2 - 14;
         d = `M ${x1} ${y2} C ${x1} ${y2}, ${x1} ${y2}, ${x2} ${y2}`;
       } else {
         continue;
