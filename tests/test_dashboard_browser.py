@@ -7,7 +7,8 @@ watched by a dashboard, and the page is driven as a teacher would drive it, thro
    older history collapsed), the network ring and the money supply, with the devnet command of
    each action;
 2. "Mine" on one node: the block appears on every node's tip within seconds, the spread is
-   animated hop by hop and the command is logged;
+   animated hop by hop and the command is logged; "Pay" puts a payment in every mempool until
+   a block confirms it;
 3. fork and converge: "Partition" cuts two links of the ring, both sides mine their own branch,
    "Heal" reconnects them, the shorter branch turns stale and the reorganisation is announced;
 4. "Kill" shows a node down, "Restart" brings it back in step;
@@ -41,6 +42,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 ARTIFACTS = REPO / "test-artifacts" / "dashboard"
 REACT = 5.0
 """Seconds the page may take to show what happened: "within seconds"."""
+MEMPOOLS = "[...document.querySelectorAll('#nodes tbody tr')].map(r => r.cells[5].textContent)"
+"""The mempool column of the nodes table, as shown."""
 FUNDING = 103
 """Blocks a regtest devnet mines at start: three wallets and 100 for coinbase maturity."""
 
@@ -189,6 +192,27 @@ async def test_a_mined_block_reaches_every_tip_within_seconds_hop_by_hop(scene: 
     scene.no_errors()
 
 
+async def test_a_payment_waits_in_every_mempool_until_a_block_confirms_it(scene: Scene) -> None:
+    page = scene.page
+    await scene.act("send", **{"from": "alice", "to": "carol", "amount": "2.5"})
+    await page.wait_for(
+        f"{MEMPOOLS}.every(size => size === '1')",
+        timeout=REACT,
+    )
+    log = await page.evaluate("document.querySelector('#log').textContent")
+    assert "alice paid 2.5 to carol" in log and "received payment" in log
+    assert f"forklab devnet send alice carol 2.5 --dir {scene.devnet.root}" in log
+    await scene.shot("03-payment-waiting")
+    await scene.act("mine", node="n2", blocks=1)
+    await page.wait_for(
+        f"{MEMPOOLS}.every(size => size === '0')",
+        timeout=REACT,
+    )
+    txs = await page.evaluate("window.dashboard.state.tree.blocks.at(-1).txs")
+    assert txs == 2, "the coinbase and the payment"
+    scene.no_errors()
+
+
 async def test_fork_and_converge_partition_both_sides_mine_heal_and_one_branch_goes_stale(
     scene: Scene,
 ) -> None:
@@ -204,7 +228,7 @@ async def test_fork_and_converge_partition_both_sides_mine_heal_and_one_branch_g
         "[...document.querySelectorAll('#graph .link.cut')].map(l => l.dataset.link).sort()"
     )
     assert cut == ["n1|n4", "n2|n3"]
-    await scene.shot("03-partitioned")
+    await scene.shot("04-partitioned")
     # Different payees: two nodes mining on one parent in the same second to the same
     # wallet would find the very same block.
     await scene.act("mine", node="n1", blocks=1, to="alice")
@@ -218,7 +242,7 @@ async def test_fork_and_converge_partition_both_sides_mine_heal_and_one_branch_g
         f" && document.querySelectorAll('#tree .block[data-height=\"{height + 2}\"]').length === 1",
         timeout=REACT,
     )
-    await scene.shot("04-two-branches")
+    await scene.shot("05-two-branches")
 
     await scene.act("heal")
     await page.wait_for(
@@ -236,7 +260,7 @@ async def test_fork_and_converge_partition_both_sides_mine_heal_and_one_branch_g
         "[...document.querySelectorAll('#graph .link')].every(l => l.dataset.state === 'up')",
         timeout=REACT,
     )
-    await scene.shot("05-healed")
+    await scene.shot("06-healed")
     scene.no_errors()
 
 
@@ -248,7 +272,7 @@ async def test_a_killed_node_is_shown_down_and_comes_back_when_restarted(scene: 
         " && document.querySelector('#graph .peer[data-node=n4]').classList.contains('down')",
         timeout=REACT,
     )
-    await scene.shot("06-killed")
+    await scene.shot("07-killed")
     await scene.act("restart", node="n4")
     await page.wait_for(
         "!document.querySelector('#nodes tr[data-node=n4]').classList.contains('down')",
@@ -282,5 +306,5 @@ async def test_a_long_history_stays_readable_older_blocks_collapse(scene: Scene)
         " return s.scrollLeft + s.clientWidth >= s.scrollWidth - 2; })()"
     )
     assert width > 400 * 50 and scrolled, "the newest blocks stay in view"
-    await scene.shot("07-long-history")
+    await scene.shot("08-long-history")
     scene.no_errors()
