@@ -9,6 +9,7 @@
 * a node whose wall clock is far ahead sees everyone's blocks and mines blocks the others
   refuse as too far in the future (the rule is the node's, the clock is the simulation's);
 * payments go through wallets named in the simulation, and a wallet without coins says so;
+* errors the nodes log (failures they survive) are collected and traced;
 * mistakes are refused with a sentence: unknown or duplicate names, mining with no miner,
   restarting a running node, a Simulation made outside its loop.
 """
@@ -16,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -141,6 +143,29 @@ def test_wallets_pay_each_other_and_an_empty_wallet_says_so() -> None:
         assert [e.get("txid") for e in sent] == [tx.txid_hex]
 
     simulate(body, seed=15)
+
+
+def test_errors_the_nodes_log_are_collected_and_traced() -> None:
+    async def body(sim: Simulation) -> None:
+        await sim.add_node("a")
+        assert sim.errors == []
+        try:
+            raise ValueError("a bug")
+        except ValueError:
+            logging.getLogger("forklab.p2p").exception("internal error with a peer")
+        logging.getLogger("forklab.p2p").warning("only a warning")
+        [error] = sim.errors
+        assert (error.logger, error.message, error.exception) == (
+            "forklab.p2p",
+            "internal error with a peer",
+            "ValueError",
+        )
+        [traced] = sim.trace.of_kind(TraceKind.LOG_ERROR)
+        assert traced.get("exception") == "ValueError"
+
+    simulate(body, seed=17)
+    # Closed, the simulation no longer listens.
+    assert all(type(h).__name__ != "_ErrorCollector" for h in logging.getLogger("forklab").handlers)
 
 
 def test_mistakes_are_refused_with_a_sentence() -> None:

@@ -12,6 +12,8 @@ Modules, from the ground up:
 - :mod:`~node.lab.mining`: simulated hash power (a Poisson process per miner) finding real
   blocks with real proof of work;
 - :mod:`~node.lab.strategies`: honest, selfish, censoring and double-spending miners;
+- :mod:`~node.lab.nodes`, :mod:`~node.lab.records`: simulated nodes; block records and the
+  errors nodes log;
 - :mod:`~node.lab.sim`: the :class:`Simulation` that ties them together, and :func:`simulate`;
 - :mod:`~node.lab.topology`: named topologies (line, ring, star, mesh, random:K);
 - :mod:`~node.lab.experiments`: selfish mining and stale blocks against their formulas.
@@ -23,7 +25,9 @@ does on a real network; only the clock, the randomness, the wires and the thread
 from node.lab.errors import SimulationError, SimulationStalled
 from node.lab.mining import Miner
 from node.lab.network import LinkSpec, SimNetwork
-from node.lab.sim import SIM_P2P, BlockRecord, NodeSpec, SimNode, Simulation, derive_rng, simulate
+from node.lab.nodes import SIM_P2P, NodeSpec, SimNode
+from node.lab.records import BlockRecord, LoggedError
+from node.lab.sim import Simulation, derive_rng, simulate
 from node.lab.strategies import AttackPhase, Censoring, DoubleSpend, Honest, Selfish, Strategy
 from node.lab.topology import topology
 from node.lab.trace import Trace, TraceEvent, TraceKind
@@ -36,6 +40,7 @@ __all__ = [
     "DoubleSpend",
     "Honest",
     "LinkSpec",
+    "LoggedError",
     "Miner",
     "NodeSpec",
     "Selfish",

@@ -62,7 +62,9 @@ from dataclasses import asdict, dataclass
 
 from node.lab.errors import SimulationError
 from node.lab.network import LinkSpec
-from node.lab.sim import SIM_P2P, BlockRecord, Simulation, simulate
+from node.lab.nodes import SIM_P2P
+from node.lab.records import BlockRecord
+from node.lab.sim import Simulation, simulate
 from node.lab.strategies import Honest, Selfish
 from node.lab.trace import Trace
 

@@ -10,7 +10,8 @@ A :class:`Simulation` owns, for one seeded run:
 - the miners and the :class:`~node.lab.mining.HashScheduler` that decides who finds the next
   block and when; each miner's :class:`~node.lab.strategies.Strategy` decides what the block
   is built on and who hears of it;
-- the :class:`~node.lab.trace.Trace`, and a :class:`BlockRecord` per block found.
+- the :class:`~node.lab.trace.Trace`, and a :class:`~node.lab.records.BlockRecord` per block
+  found.
 
 Everything random is drawn from generators derived from the seed by name
 (:func:`derive_rng`), so adding a node does not change the draws of another, and the same seed
@@ -30,7 +31,8 @@ Nodes are addressed by name; a node listens at ``NAME:PORT`` on the simulated ne
 host name is its name, so links and partitions are set between names.
 
 What this module does not do: parse scenario files or decide strategies; it is the engine and
-the API they drive.
+the API they drive. The nodes themselves are in :mod:`node.lab.nodes`, the block records and
+the errors collected in :mod:`node.lab.records`.
 """
 
 from __future__ import annotations
@@ -44,7 +46,6 @@ import random
 import tempfile
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -57,51 +58,23 @@ from node.core.mempool import Mempool
 from node.core.params import REGTEST, NetworkParams
 from node.core.template import BlockTemplate
 from node.core.tx import Transaction
-from node.events import (
-    BlockConnected,
-    BlockDisconnected,
-    Event,
-    EventBus,
-    EventsLost,
-    NewTip,
-    PeerConnected,
-    PeerDisconnected,
-    Reorg,
-    TxAccepted,
-    TxRemoved,
-)
+from node.events import BlockConnected, Event, Reorg
 from node.lab.errors import SimulationError
 from node.lab.mining import HashScheduler, Miner, grind, template_on_tip
 from node.lab.network import LinkSpec, SimNetwork
+from node.lab.nodes import SIM_P2P, NodeSpec, SimNode, TappedNode
+from node.lab.records import WATCHED_LOGGERS, BlockRecord, ErrorCollector, LoggedError, describe
 from node.lab.strategies import Honest, Strategy
 from node.lab.trace import Trace, TraceEvent, TraceKind, Value
 from node.lab.vtime import VirtualClock, VirtualTimeLoop, run_virtual
-from node.node import Node, NodeConfig
+from node.node import NodeConfig
 from node.p2p import P2PConfig
 from node.runtime import InlineExecutor, Runtime
 from node.wallet.wallet import Wallet
 
 T = TypeVar("T")
 
-SIM_P2P = P2PConfig(
-    listen=None,
-    tick=10.0,
-    ping_interval=1200.0,
-    ping_timeout=2400.0,
-    headers_poll_interval=1200.0,
-    max_inbound=1000,
-)
-"""P2P settings of simulated nodes, in virtual seconds.
-
-The defaults of a real node tick every 0.25 s, ping every 30 s and poll peers for headers every
-minute: cheap in real time, but in a simulation every tick and every message of every node is
-work, and a day of network time would cost millions of them (measured: with a 5 s tick and
-2-minute pings, the timers of 100 nodes cost four times the blocks they relay). Here timeouts
-fire up to ten seconds late and liveness is checked every 20 minutes; links in the simulation
-never die silently (a cut resets connections), so nothing waits on a ping to notice.
-``max_outbound`` is set per node to the number of peers it is told to dial, so the topology is
-the one asked for.
-"""
+NodeListener = Callable[[str, Event], None]
 
 DEFAULT_INTERVAL = 600.0
 """Seconds between blocks when the miners' shares add up to 1 (Bitcoin's ten minutes)."""
@@ -109,113 +82,11 @@ DEFAULT_INTERVAL = 600.0
 EPOCH_OFFSET = 3600
 """Virtual time 0 is this many seconds after the network's genesis time."""
 
-log = logging.getLogger("forklab.lab")
-
 
 def derive_rng(seed: int, label: str) -> random.Random:
     """An independent generator for ``label`` ("node/a", "mining") of the run ``seed``."""
     digest = hashlib.sha256(f"forklab-lab/{seed}/{label}".encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
-
-
-@dataclass(frozen=True)
-class NodeSpec:
-    name: str
-    connect: tuple[str, ...] = ()
-    """Names of the nodes it dials (and redials) at start."""
-    clock_offset: float = 0.0
-    """Seconds its wall clock is ahead (negative: behind) of everyone else's."""
-    persistent: bool = False
-    """Keep its chain in a data directory, so a restart resumes it. Otherwise the chain lives in
-    memory and a restarted node starts again from genesis, as a wiped node would."""
-    private: bool = False
-    """Not part of the public network (a pool's private node): it neither listens nor dials,
-    and convergence checks leave it out."""
-    p2p: P2PConfig | None = None
-    """P2P settings replacing the simulation's (``listen`` and ``connect`` are still set)."""
-
-
-@dataclass(slots=True)
-class BlockRecord:
-    """A block found in the simulation, and what became of it."""
-
-    hash: bytes
-    parent: bytes
-    height: int
-    miner: str
-    found_at: float
-    tx_count: int
-    published_at: float | None = None
-    """When its miner first handed it to a public node (None: never)."""
-    arrivals: dict[str, float] = field(default_factory=dict)
-    """Node name -> virtual time the node first connected it."""
-
-    @property
-    def hash_hex(self) -> str:
-        return hash_hex(self.hash)
-
-
-NodeListener = Callable[[str, Event], None]
-
-
-class _TapBus(EventBus):
-    """The node's event bus, also handing every event to the simulation as it is published."""
-
-    def __init__(self, tap: Callable[[Event], None]) -> None:
-        super().__init__()
-        self._tap = tap
-
-    def publish(self, event: Event) -> None:
-        super().publish(event)
-        self._tap(event)
-
-
-class _TappedNode(Node):
-    """A real Node whose events the simulation sees synchronously (nothing else differs)."""
-
-    def __init__(self, config: NodeConfig, runtime: Runtime, tap: Callable[[Event], None]) -> None:
-        super().__init__(config, runtime)
-        self.bus = _TapBus(tap)
-
-
-class SimNode:
-    """A named simulated node across restarts; ``node`` is the running Node (None if down)."""
-
-    def __init__(self, spec: NodeSpec, address: str, clock: VirtualClock) -> None:
-        self.spec = spec
-        self.address = address
-        self.clock = clock
-        self.node: Node | None = None
-        self.incarnation = 0
-        self.datadir: Path | None = None
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def up(self) -> bool:
-        return self.node is not None
-
-    def require(self) -> Node:
-        if self.node is None:
-            raise SimulationError(f"node {self.name} is down")
-        return self.node
-
-    @property
-    def height(self) -> int:
-        return self.require().height
-
-    @property
-    def tip(self) -> bytes:
-        return self.require().tip.hash
-
-    async def query(self, fn: Callable[[ChainState, Mempool], T]) -> T:
-        return await self.require().query(fn)
-
-    def __repr__(self) -> str:
-        state = f"height {self.node.height}" if self.node is not None else "down"
-        return f"<SimNode {self.name} {state}>"
 
 
 class Simulation:
@@ -262,6 +133,11 @@ class Simulation:
         self._mining: asyncio.Future[None] | None = None
         self._recording = True
         self._closed = False
+        self.errors: list[LoggedError] = []
+        """Errors the nodes (or asyncio) logged during the run, in order."""
+        self._collector = ErrorCollector(self._on_log)
+        for name in WATCHED_LOGGERS:
+            logging.getLogger(name).addHandler(self._collector)
 
     # ------------------------------------------------------------------------------- time
 
@@ -374,7 +250,7 @@ class Simulation:
             InlineExecutor(),
         )
         config = NodeConfig(self.params, sim_node.datadir, p2p)
-        node = _TappedNode(config, runtime, lambda event: self._on_node_event(spec.name, event))
+        node = TappedNode(config, runtime, lambda event: self._on_node_event(spec.name, event))
         await node.start()
         sim_node.node = node
         self._record(spec.name, TraceKind.NODE_STARTED, height=node.height)
@@ -689,6 +565,13 @@ class Simulation:
         if self._recording:
             self.trace.record(TraceEvent(self.now, node, kind, tuple(details.items())))
 
+    def _on_log(self, record: logging.LogRecord) -> None:
+        error = record.exc_info[1] if record.exc_info else None
+        exception = type(error).__name__ if error is not None else ""
+        self.errors.append(LoggedError(self.now, record.name, record.getMessage(), exception))
+        # The message may show object addresses; the trace keeps what is the same every run.
+        self._record("", TraceKind.LOG_ERROR, logger=record.name, exception=exception)
+
     def _on_node_event(self, name: str, event: Event) -> None:
         if isinstance(event, BlockConnected):
             record = self.blocks.get(event.block.hash)
@@ -697,7 +580,7 @@ class Simulation:
         elif isinstance(event, Reorg):
             self.reorgs[event.depth] += 1
         if self._recording:
-            kind, details = _describe(event)
+            kind, details = describe(event)
             self.trace.record(TraceEvent(self.now, name, kind, details))
         for listener in self._listeners:
             listener(name, event)
@@ -710,6 +593,8 @@ class Simulation:
             return
         self._closed = True
         self._recording = False
+        for name in WATCHED_LOGGERS:
+            logging.getLogger(name).removeHandler(self._collector)
         await self.stop_mining()
         for task in list(self._tasks):
             task.cancel()
@@ -719,41 +604,6 @@ class Simulation:
                 await node.stop()
         if self._tempdir is not None:
             self._tempdir.cleanup()
-
-
-def _describe(event: Event) -> tuple[TraceKind, tuple[tuple[str, Value], ...]]:
-    """The trace kind and details of a node event."""
-    if isinstance(event, BlockConnected | BlockDisconnected):
-        kind = (
-            TraceKind.BLOCK_CONNECTED
-            if isinstance(event, BlockConnected)
-            else TraceKind.BLOCK_DISCONNECTED
-        )
-        return kind, (("hash", event.block.hash_hex), ("height", event.height))
-    if isinstance(event, NewTip):
-        return TraceKind.NEW_TIP, (
-            ("hash", hash_hex(event.hash)),
-            ("height", event.height),
-            ("reorg_depth", event.reorg_depth),
-        )
-    if isinstance(event, Reorg):
-        return TraceKind.REORG, (
-            ("old_tip", hash_hex(event.old_tip)),
-            ("new_tip", hash_hex(event.new_tip)),
-            ("fork_height", event.fork_height),
-            ("depth", event.depth),
-        )
-    if isinstance(event, TxAccepted):
-        return TraceKind.TX_ACCEPTED, (("txid", event.tx.txid_hex), ("source", event.source))
-    if isinstance(event, TxRemoved):
-        return TraceKind.TX_REMOVED, (("txid", hash_hex(event.txid)), ("reason", event.reason))
-    if isinstance(event, PeerConnected):
-        return TraceKind.PEER_CONNECTED, (("peer", event.address), ("inbound", event.inbound))
-    if isinstance(event, PeerDisconnected):
-        return TraceKind.PEER_DISCONNECTED, (("peer", event.address), ("reason", event.reason))
-    if isinstance(event, EventsLost):
-        return TraceKind.EVENTS_LOST, (("count", event.count),)
-    return TraceKind.NOTE, (("event", event.kind),)
 
 
 def simulate(body: Callable[[Simulation], Awaitable[T]], **options: Any) -> T:

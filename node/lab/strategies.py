@@ -46,7 +46,8 @@ from node.wallet.payment import build_payment
 
 if TYPE_CHECKING:
     from node.core.template import BlockTemplate
-    from node.lab.sim import SimNode, Simulation
+    from node.lab.nodes import SimNode
+    from node.lab.sim import Simulation
 
 
 class Strategy(abc.ABC):
@@ -122,8 +123,12 @@ class _PrivateChain:
 
 
 async def _private_node(sim: Simulation, miner: Miner, public: str) -> _PrivateChain:
-    """Start ``miner``'s private node, synchronised with ``public`` up to now."""
-    private = await sim.add_node(f"{miner.name}.private", private=True)
+    """Start ``miner``'s private node, synchronised with ``public`` up to now.
+
+    It shares the public node's clock, so it judges block times as the public node does.
+    """
+    offset = sim.node(public).spec.clock_offset
+    private = await sim.add_node(f"{miner.name}.private", private=True, clock_offset=offset)
     chain = _PrivateChain(private)
     for block in await _active_blocks(sim.node(public), 1):
         await chain.add(block)
@@ -222,15 +227,18 @@ class Selfish(Strategy):
         if name != self.node or not isinstance(event, BlockConnected):
             return
         before = self.public_height
-        if event.height <= before:
-            return
-        self.public_height = event.height
+        self.public_height = max(before, event.height)
         if event.block.hash not in self.private.own:
-            sim.spawn(self._others_found(sim, event.block, before))
+            # Every public block goes to the private node; only one that makes the public
+            # chain longer is "others found a block" in the state machine.
+            longer = event.height > before
+            sim.spawn(self._others_found(sim, event.block, before if longer else None))
 
-    async def _others_found(self, sim: Simulation, block: Block, public_before: int) -> None:
-        lead_before = self.private.height - public_before
+    async def _others_found(self, sim: Simulation, block: Block, public_before: int | None) -> None:
+        lead_before = None if public_before is None else self.private.height - public_before
         await self.private.add(block)
+        if lead_before is None:
+            return
         if lead_before <= 0:
             self.branch = []  # they win: the private node has moved to their chain
         elif lead_before <= 2:

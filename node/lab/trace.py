@@ -50,6 +50,8 @@ class TraceKind(enum.Enum):
     TX_SENT = "tx_sent"
     NOTE = "note"
     """Free text from whoever drives the simulation (a scenario's narration)."""
+    LOG_ERROR = "log_error"
+    """A node (or asyncio) logged an error: a failure it caught and survived."""
     # -- the nodes' own events
     BLOCK_CONNECTED = "block_connected"
     BLOCK_DISCONNECTED = "block_disconnected"
