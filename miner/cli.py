@@ -136,11 +136,11 @@ def _register(commands: Subparsers) -> None:
     )
     search.add_argument("--backend", choices=BACKEND_KINDS, default="auto")
     _add_device_options(search)
-    search.set_defaults(func=cmd_search)
+    search.set_defaults(handler=cmd_search)
 
     devices = commands.add_parser("devices", help="list OpenCL platforms and devices")
     devices.add_argument("--json", action="store_true", help="print one JSON array")
-    devices.set_defaults(func=cmd_devices)
+    devices.set_defaults(handler=cmd_devices)
 
     bench = commands.add_parser(
         "bench", help="hashrate of each backend and device, against this machine's SHA-256"
@@ -151,7 +151,7 @@ def _register(commands: Subparsers) -> None:
     )
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     _add_device_options(bench)
-    bench.set_defaults(func=cmd_bench)
+    bench.set_defaults(handler=cmd_bench)
 
 
 def _fail(command: str, message: str) -> int:
@@ -165,6 +165,9 @@ def _guarded(command: Handler) -> Handler:
 
     @functools.wraps(command)
     def run(args: argparse.Namespace) -> int:
+        # Tuning progress and the OpenCL fallback are logged; show them however we were started
+        # (a no-op when the caller configured logging already).
+        logging.basicConfig(level=logging.INFO, format="forklab: %(message)s", stream=sys.stderr)
         try:
             return command(args)
         except BackendUnavailableError as exc:  # a device that failed after it was set up
@@ -251,6 +254,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="forklab: %(message)s", stream=sys.stderr)
-    handler: Handler = args.func
+    handler: Handler = args.handler
     return handler(args)
