@@ -25,6 +25,7 @@ import asyncio
 import base64
 import contextlib
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -293,6 +294,4 @@ class Page:
 
 def _js(value: str) -> str:
     """A JavaScript string literal."""
-    import json
-
     return json.dumps(value)
