@@ -11,7 +11,8 @@ watched by a dashboard running in the test's event loop. Through its API the tes
   both sides, see two live branches and cut links, heal, and see one side turn stale;
 * are refused, with the right status, for cross-site requests, non-JSON bodies, unknown or
   malformed actions and actions that need a devnet;
-* see a node that stops drawn as down, and a node whose cookie it lacks offer no actions;
+* read a node whose REST is private with its cookie; see a node that stops drawn as down,
+  and a node whose cookie it lacks offer no actions;
 * run ``forklab dashboard`` as a process: ready line, state, a clean stop on SIGTERM (an open
   page is told), and one clear line when its port is taken.
 
@@ -362,11 +363,13 @@ async def test_the_page_and_its_files_are_served_from_the_package(network: Netwo
             assert response.status == 404, missing
 
 
-async def test_a_node_that_stops_is_shown_down_and_one_without_a_cookie_cannot_act(
+async def test_private_nodes_are_read_with_their_cookie_a_stopped_one_is_shown_down(
     tmp_path: Path,
 ) -> None:
+    # a keeps its REST and events private: the dashboard reads them with a's cookie.
     a, b = await asyncio.gather(
-        asyncio.to_thread(start_node, tmp_path / "a"), asyncio.to_thread(start_node, tmp_path / "b")
+        asyncio.to_thread(start_node, tmp_path / "a", "--no-rest-public"),
+        asyncio.to_thread(start_node, tmp_path / "b"),
     )
     server = DashboardServer(
         StaticSource([NodeEndpoint("a", a.rpc_url, a.datadir), NodeEndpoint("b", b.rpc_url)])
@@ -375,9 +378,12 @@ async def test_a_node_that_stops_is_shown_down_and_one_without_a_cookie_cannot_a
         url = await server.start("127.0.0.1", 0)
         async with aiohttp.ClientSession() as http:
             net = Network([a, b], url, http)
-            await net.wait_state(lambda s: all(n["up"] for n in s["nodes"]), "both up")
-            state = await net.state()
+            state = await net.wait_state(
+                lambda s: all(n["up"] and n["streaming"] for n in s["nodes"]), "both up"
+            )
             assert [n["can_act"] for n in state["nodes"]] == [True, False]
+            genesis = REGTEST.genesis.hash_hex
+            assert state["tree"]["tips"] == {"a": genesis, "b": genesis}
             b.terminate()
             state = await net.wait_state(lambda s: not node_named(s, "b")["up"], "b shown down")
             assert "not reachable" in node_named(state, "b")["error"]

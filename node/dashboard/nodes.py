@@ -76,17 +76,29 @@ class NodeApi:
         self._ids = itertools.count(1)
 
     async def rest(self, path: str) -> Any:
-        """GET ``/rest/PATH``; the decoded JSON."""
+        """GET ``/rest/PATH``; the decoded JSON.
+
+        The cookie goes along when the dashboard has it, for nodes whose REST is private (a
+        public node ignores it); a refused cookie is read again once, as a restart renews it.
+        """
         url = f"{self.endpoint.rpc_url}/rest/{path}"
-        headers = await self._headers(refresh=False, required=False)
-        try:
-            async with self._session.get(
-                url, headers=headers, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
-            ) as response:
-                body = await response.read()
-                status = response.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise NodeUnavailableError(f"{self.endpoint.name}: {_describe(exc)}") from exc
+        for attempt in range(2):
+            headers = await self._headers(refresh=attempt > 0, required=False)
+            try:
+                async with self._session.get(
+                    url, headers=headers, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
+                ) as response:
+                    body = await response.read()
+                    status = response.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise NodeUnavailableError(f"{self.endpoint.name}: {_describe(exc)}") from exc
+            if status != 401:
+                break
+        else:
+            raise NodeUnavailableError(
+                f"{self.endpoint.name}: its REST is private and the cookie was refused "
+                "(give the dashboard its data directory)"
+            )
         reply = _decode(self.endpoint.name, body)
         if status != 200:
             message = reply.get("error", {}).get("message") if isinstance(reply, dict) else None
@@ -127,8 +139,12 @@ class NodeApi:
         return reply.get("result")
 
     async def auth_header(self) -> dict[str, str]:
-        """The header that opens ``/events`` when the node's REST is private (else empty)."""
-        return await self._headers(refresh=False, required=False)
+        """The header that opens ``/events`` when the node's REST is private (else empty).
+
+        The cookie is read afresh: this is asked once per (re)connection, and a node that
+        restarted has a new one.
+        """
+        return await self._headers(refresh=True, required=False)
 
     async def _headers(self, *, refresh: bool, required: bool) -> dict[str, str]:
         datadir = self.endpoint.datadir
