@@ -3,7 +3,8 @@
 * honest miners on a line of nodes: every node ends on the same chain, and the records say who
   found which block and when each node connected it;
 * a partition splits the chain in two; after the heal every node reorganises onto the branch
-  with the most work, and the trace shows the partition, the heal and the reorganisations;
+  with the most work (its UTXO set still a replay of its chain), and the trace shows the
+  partition, the heal and the reorganisations;
 * a killed node's peers see it go at once; restarted from its data directory it resumes where
   it was, and a node without one starts from genesis and syncs again;
 * a node whose wall clock is far ahead sees everyone's blocks and mines blocks the others
@@ -78,6 +79,9 @@ def test_a_partition_forks_the_chain_and_the_heal_converges_on_the_most_work() -
         assert kinds.index(TraceKind.PARTITION) < kinds.index(TraceKind.HEAL)
         reorgs = [e for e in sim.trace.of_kind(TraceKind.REORG) if e.node in ("n0", "n1")]
         assert {e.get("depth") for e in reorgs} == {1}
+        for node in sim.public_nodes():  # every UTXO set is a replay of its chain
+            report = await node.query(lambda chain, _m: chain.verify())
+            assert report.ok, report.summary()
 
     simulate(body, seed=12)
 

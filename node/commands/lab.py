@@ -41,29 +41,39 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "selfish-mining",
         help="a selfish pool's share of the chain against Eyal and Sirer's formula",
         description=(
-            "A pool with hash share ALPHA mines selfishly (Eyal and Sirer, 2014); GAMMA of the "
+            "A pool with hash share A mines selfishly (Eyal and Sirer, 2014); a share G of the "
             "honest hash power hears the pool's block first in a race. Prints the pool's share "
             "of the final chain beside the closed-form value."
         ),
     )
-    selfish.add_argument("--alpha", type=_share, required=True, metavar="A", help="pool's share")
     selfish.add_argument(
-        "--gamma", type=_fraction, required=True, metavar="G", help="honest share on pool's block"
+        "--alpha", type=_share, required=True, metavar="A", help="the pool's share of hash power"
     )
-    _common(selfish, interval_help="seconds between blocks (the result does not depend on it)")
+    selfish.add_argument(
+        "--gamma",
+        type=_fraction,
+        required=True,
+        metavar="G",
+        help="share of honest hash power that mines on the pool's block in a race",
+    )
+    _common(selfish, interval_help="seconds between blocks; the result does not depend on it")
     selfish.set_defaults(handler=_run_selfish)
 
     stale = kinds.add_parser(
         "stale-rate",
-        help="stale blocks when blocks take DELAY seconds to reach the miners",
+        help="stale blocks when blocks take a while to reach the miners",
         description=(
-            "Every block reaches every miner DELAY seconds after it is found. Prints the share "
-            "of heights with a stale block beside 1 - e^(-DELAY/INTERVAL), and the stale share "
-            "of all blocks beside DELAY / (DELAY + INTERVAL)."
+            "Every block reaches every miner --delay seconds after it is found. Prints the share "
+            "of heights with a stale block beside 1 - e^(-delay/interval), and the stale share "
+            "of all blocks beside delay / (delay + interval)."
         ),
     )
     stale.add_argument(
-        "--delay", type=_seconds, required=True, metavar="SECONDS", help="propagation delay"
+        "--delay",
+        type=_seconds,
+        required=True,
+        metavar="SECONDS",
+        help="how long a block takes to reach every miner",
     )
     _common(stale, interval_help="seconds between blocks")
     stale.set_defaults(handler=_run_stale)
