@@ -26,6 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+# Run from a checkout without installing: the harness, the repository and the test helpers.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from propagation import (
@@ -62,7 +65,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     preload, pays, _big, _small = build_chain(args.txs)
     report: dict[str, Any] = {"nodes": args.nodes, "payments": args.txs, "cores": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="forklab-gossip-") as tmp:
-        alone = await NodeProcess.start("alone", Path(tmp) / "alone", [], max_outbound=0)
+        alone = await NodeProcess.start("alone", Path(tmp) / "alone", [], max_outbound=0, seed=999)
         try:
             await alone.submit_blocks(preload)
             seconds = await flood([alone], pays)

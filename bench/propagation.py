@@ -171,7 +171,7 @@ class NodeProcess:
             json.dumps(spec),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
+            stderr=None if os.environ.get("FORKLAB_BENCH_DEBUG") else asyncio.subprocess.DEVNULL,
             limit=64 * 1024 * 1024,
         )
         node = cls(name, proc)

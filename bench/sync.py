@@ -28,6 +28,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+# Run from a checkout without installing: the harness, the repository and the test helpers.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from blocktools import ChainBuilder
@@ -55,9 +58,15 @@ async def sync_from(seed_dirs: list[Path], workdir: Path, tip: str) -> float:
         for i, source in enumerate(seed_dirs):
             target = workdir / f"seed{i}"
             shutil.copytree(source, target)
-            seeds.append(await NodeProcess.start(f"seed{i}", target, [], max_outbound=0))
+            seeds.append(
+                await NodeProcess.start(f"seed{i}", target, [], max_outbound=0, seed=100 + i)
+            )
         started = time.time()
-        fresh = await NodeProcess.start("fresh", workdir / "fresh", [s.listen for s in seeds])
+        # Seeds differ per node: equal seeds would give equal version nonces, and a node
+        # takes a peer with its own nonce for itself.
+        fresh = await NodeProcess.start(
+            "fresh", workdir / "fresh", [s.listen for s in seeds], seed=999
+        )
         try:
             await wait_all(lambda: tip in fresh.tip_times, timeout=1800)
             return fresh.tip_times[tip] - started
