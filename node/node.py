@@ -476,7 +476,12 @@ class Node:
         try:
             await self._manager.start()
         except BaseException:
+            # Clean-up runs if and only if start-up did not finish: nothing is left open.
+            await self._manager.stop()
             await self.runtime.executor.run(chain.close)
+            self._chain = None
+            await self.runtime.transport.close()
+            self.runtime.executor.close()
             raise
         self._started_at = self.runtime.clock.monotonic()
         log.info(

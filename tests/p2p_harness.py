@@ -79,11 +79,11 @@ def node_config(
     connect: Iterable[str] = (),
     **p2p: Any,
 ) -> NodeConfig:
-    settings = {**FAST, **p2p}
+    settings = {"listen": "127.0.0.1:0", **FAST, **p2p}
     return NodeConfig(
         params,
         tmp_path / name,
-        P2PConfig(listen="127.0.0.1:0", connect=tuple(connect), user_agent=f"/{name}/", **settings),
+        P2PConfig(connect=tuple(connect), user_agent=f"/{name}/", **settings),
     )
 
 

@@ -21,6 +21,7 @@ from blocktools import ChainBuilder
 from p2p_harness import all_at, chain_of, extend, mine, start_node, submit_all, wait_until
 
 from node.node import Node
+from node.runtime import TransportError
 
 
 async def stop_all(nodes: list[Node]) -> None:
@@ -203,3 +204,15 @@ async def test_a_node_started_after_two_thousand_blocks_syncs_them(tmp_path: Pat
         await all_at([late], chain[chain.tip].hash, timeout=120)
     finally:
         await stop_all([late, seed])
+
+
+async def test_a_taken_port_fails_start_and_leaves_nothing_open(tmp_path: Path) -> None:
+    first = await start_node(tmp_path, "first")
+    try:
+        with pytest.raises(TransportError, match="cannot listen"):
+            await start_node(tmp_path, "second", listen=first.listen_address)
+        # The data dir was released: a node can open it right away.
+        second = await start_node(tmp_path, "second")
+        await second.stop()
+    finally:
+        await first.stop()

@@ -32,6 +32,7 @@ from typing import Any
 
 from node.core.block import Block
 from node.core.errors import DecodeError, RuleError
+from node.core.hashing import sha256
 from node.core.params import NetworkParams
 from node.core.tx import Transaction
 from node.events import EventBus, PeerConnected, PeerDisconnected
@@ -161,6 +162,9 @@ class PeerManager:
                 self.config.listen, self._on_accept
             )
             self.listen_address = self._listener.address
+            # Two nodes started with the same seed draw the same nonce; mixing in where each
+            # listens keeps them apart (and stays deterministic for a seeded simulation).
+            self.nonce ^= int.from_bytes(sha256(self.listen_address.encode())[:8], "little")
         self._maintenance = asyncio.ensure_future(self._maintain())
 
     async def stop(self) -> None:
