@@ -23,6 +23,8 @@ _COMMAND_MODULES: tuple[tuple[str, str], ...] = (
     ("node.commands.rpc", "register"),
     ("node.commands.wallet", "register"),
     ("node.commands.devnet", "register"),
+    ("node.commands.dashboard", "register"),
+    ("node.commands.lab", "register"),
     ("miner.cli", "add_commands"),
 )
 
