@@ -240,3 +240,19 @@ def test_event_stream_refuses_unknown_types(node: NodeProcess) -> None:
     reply = node.http("GET", "/events?types=bogus", auth=None)
     assert reply.status == 400
     assert b"bogus" in reply.body
+
+
+def test_two_nodes_mining_on_one_parent_build_different_blocks(
+    tmp_path_factory: pytest.TempPathFactory, address: str
+) -> None:
+    """Same genesis, same payee, same second: without a per-node extranonce the two blocks would
+    be identical and a partition lesson would show no fork at all."""
+    first = start_node(tmp_path_factory.mktemp("twin") / "a")
+    second = start_node(tmp_path_factory.mktemp("twin") / "b")
+    try:
+        (hash_a,) = first.call("generatetoaddress", 1, address)
+        (hash_b,) = second.call("generatetoaddress", 1, address)
+    finally:
+        first.terminate()
+        second.terminate()
+    assert hash_a != hash_b

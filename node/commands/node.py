@@ -131,7 +131,7 @@ async def serve(cfg: config.NodeConfig, wallet: NodeWallet | None) -> int:
             registry=build_registry(),
             clock=runtime.clock,
             request_stop=stop.set,
-            work=WorkBoard(),
+            work=WorkBoard(first_extranonce=runtime.rng.getrandbits(64)),
             templates=TemplateWatcher(),
             wallet_service=wallet,
             mining_address=(

@@ -109,10 +109,13 @@ def search_nonces(header: BlockHeader, target: int, start: int, count: int) -> i
 class WorkBoard:
     """The templates behind getwork's outstanding work, by merkle root, for the current tip."""
 
-    def __init__(self) -> None:
+    def __init__(self, first_extranonce: int = 0) -> None:
+        """``first_extranonce`` should be random per node: two nodes mining on one parent in
+        the same second to the same address would otherwise build the very same block, and a
+        fork a class is meant to see would silently not happen."""
         self._tip: bytes | None = None
         self._by_root: OrderedDict[bytes, tuple[BlockTemplate, int]] = OrderedDict()
-        self._next_extranonce = 0
+        self._next_extranonce = first_extranonce % (MAX_EXTRANONCE + 1)
 
     def next_extranonce(self, tip: bytes) -> int:
         """A fresh extranonce for work on ``tip`` (the board resets when the tip moves)."""

@@ -329,7 +329,7 @@ async def generatetoaddress(
 async def _solve(ctx: RpcContext, template: BlockTemplate, tries: int) -> tuple[Block | None, int]:
     """Search nonces (and extranonces) for ``template``; the block and the tries left."""
     target = template.target
-    extranonce = template.extranonce
+    extranonce = ctx.work.next_extranonce(template.prev_hash)
     while tries > 0:
         header = template.header_for(extranonce, template.cur_time, 0)
         start = 0
