@@ -22,6 +22,8 @@ from node.core.tx import Transaction
 from node.node import Node
 from node.p2p.messages import (
     GetData,
+    GetHeaders,
+    Headers,
     Inv,
     InvItem,
     InvType,
@@ -252,3 +254,39 @@ async def test_ban_drops_a_peer_and_unban_lets_it_back(tmp_path: Path) -> None:
     finally:
         await b.stop()
         await a.stop()
+
+
+class Staller(FakePeer):
+    """Shows the headers of a longer chain, then never delivers a block."""
+
+    def __init__(self, headers: Headers) -> None:
+        super().__init__()
+        self.headers = headers
+
+    async def on_getheaders(self, message: GetHeaders) -> None:
+        await self.send(self.headers)
+
+
+async def test_blocks_a_peer_withholds_are_fetched_from_another_and_it_is_dropped(
+    tmp_path: Path,
+) -> None:
+    chain = chain_of(20)
+    blocks = [chain[n] for n in chain.branch(chain.tip)]
+    seed = await start_node(tmp_path, "seed")
+    await submit_all(seed, blocks)
+    node = await start_node(tmp_path, "node", block_timeout=0.5)
+    try:
+        async with Staller(Headers(tuple(b.header for b in blocks))) as staller:
+            await staller.connect(node.listen_address)
+            await staller.wait_for("getdata")
+            node.add_node(seed.listen_address)
+            await wait_until(lambda: node.tip.hash == blocks[-1].hash, timeout=10)
+            await staller.wait_closed()
+            # Each block was asked of the staller once, never twice.
+            requested = [
+                i.hash for m in staller.received if isinstance(m, GetData) for i in m.items
+            ]
+            assert len(requested) == len(set(requested))
+    finally:
+        await node.stop()
+        await seed.stop()

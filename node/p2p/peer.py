@@ -167,6 +167,8 @@ class Peer:
         self.high_bandwidth_to = False
         self.answered_getaddr = False
         self.stalls = 0
+        self.timed_out: dict[bytes, None] = {}
+        """Blocks this peer failed to deliver in time: asked of other peers from then on."""
 
         # -- liveness
         self.ping_nonce: int | None = None

@@ -201,7 +201,7 @@ class BlockSync:
         if peer.best_known_work <= self.backend.tip.chain_work:
             return
         wanted = await self.backend.blocks_to_download(
-            peer.best_known_hash, room, set(self._requests)
+            peer.best_known_hash, room, set(self._requests).union(peer.timed_out)
         )
         items = []
         now = self.manager.clock.monotonic()
@@ -242,6 +242,7 @@ class BlockSync:
         ]
         for block_hash in late:
             self.request_done(block_hash, peer)
+            peer.timed_out[block_hash] = None
             peer.stalls += 1
         if late and peer.stalls >= self.config.max_stalls:
             peer.close("stalling block download")
