@@ -45,7 +45,7 @@ async def line_of(tmp_path: Path, count: int) -> list[Node]:
 
 
 async def test_a_block_reaches_every_node(tmp_path: Path) -> None:
-    nodes = await line_of(tmp_path, 5)
+    nodes = await line_of(tmp_path, 10)
     try:
         chain = ChainBuilder()
         last = await mine(nodes[0], chain, 3)
@@ -216,3 +216,34 @@ async def test_a_taken_port_fails_start_and_leaves_nothing_open(tmp_path: Path) 
         await second.stop()
     finally:
         await first.stop()
+
+
+async def test_peers_find_each_other_by_address_gossip(tmp_path: Path) -> None:
+    hub = await start_node(tmp_path, "hub")
+    b = await start_node(tmp_path, "b", connect=[hub.listen_address])
+    await wait_until(lambda: len(hub.peers()) == 1)
+    c = await start_node(tmp_path, "c", connect=[hub.listen_address])
+    try:
+        # Nobody told b and c about each other; the hub's addr answers did.
+        await wait_until(
+            lambda: (
+                any(p.listen_address == b.listen_address for p in c.peers())
+                or any(p.listen_address == c.listen_address for p in b.peers())
+            )
+        )
+    finally:
+        await stop_all([c, b, hub])
+
+
+async def test_a_lost_peer_is_redialled_when_it_comes_back(tmp_path: Path) -> None:
+    a = await start_node(tmp_path, "a")
+    address = a.listen_address
+    b = await start_node(tmp_path, "b", connect=[address])
+    try:
+        await wait_until(lambda: len(b.peers()) == 1)
+        await a.stop()
+        await wait_until(lambda: b.peers() == [])
+        a = await start_node(tmp_path, "a", listen=address)
+        await wait_until(lambda: len(b.peers()) == 1, timeout=15)
+    finally:
+        await stop_all([b, a])
