@@ -5,7 +5,10 @@
 * miners get equal shares unless told, and nodes n1, n2... in turn;
 * a resumed devnet keeps its network, node count, wallets and ports (asking for others is
   refused, naming the way out), may change its topology at any time, and its miners only when
-  none is running, while asking again for what it already has changes nothing.
+  none is running, while asking again for what it already has changes nothing;
+* the dashboard listens 20 below the base port (18580: ``forklab dashboard``'s own default), on
+  a free port with ``--base-port 0``, or where told; it can be left out, and changes at a resume
+  only while it is stopped.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from node.devnet.plan import UpOptions, new_state, resumed_state
-from node.devnet.state import DevnetError, MinerEntry, NodeEntry
+from node.devnet.plan import UpOptions, default_dashboard_port, new_state, resumed_state
+from node.devnet.state import DashboardEntry, DevnetError, MinerEntry, NodeEntry
 
 ROOT = Path("/devnets/d")
 
@@ -33,6 +36,7 @@ def test_a_new_devnet_takes_the_defaults() -> None:
     assert state.miners == (MinerEntry("m1", "n1", 1.0),)
     assert not state.funded
     assert state.partition is None
+    assert state.dashboard == DashboardEntry(18580)
 
 
 def test_miners_share_equally_and_take_the_nodes_in_turn() -> None:
@@ -43,6 +47,18 @@ def test_miners_share_equally_and_take_the_nodes_in_turn() -> None:
     chosen = new_state(UpOptions(miner_shares=(0.7, 0.3), miner_nodes=("n3", "n3")))
     assert [(m.node, m.share) for m in chosen.miners] == [("n3", 0.7), ("n3", 0.3)]
     assert new_state(UpOptions(miners=0)).miners == ()
+
+
+def test_the_dashboard_listens_below_the_nodes_or_where_told() -> None:
+    assert new_state(UpOptions(base_port=20000)).dashboard == DashboardEntry(19980)
+    assert new_state(UpOptions(base_port=0)).dashboard == DashboardEntry(0)
+    assert new_state(UpOptions(dashboard_port=9000)).dashboard == DashboardEntry(9000)
+    assert new_state(UpOptions(base_port=0, dashboard_port=0)).dashboard == DashboardEntry(0)
+    assert new_state(UpOptions(dashboard=True)).dashboard == DashboardEntry(18580)
+    assert new_state(UpOptions(dashboard=False)).dashboard is None
+    # Ports the system chose are not a base port's: the dashboard takes a free one too.
+    chosen = (NodeEntry("n1", 41234, 39871), NodeEntry("n2", 45120, 40002))
+    assert default_dashboard_port(chosen) == 0
 
 
 @pytest.mark.parametrize(
@@ -63,6 +79,11 @@ def test_miners_share_equally_and_take_the_nodes_in_turn() -> None:
         (UpOptions(miner_nodes=("n1", "n2")), "names 2 nodes for 1 miners"),
         (UpOptions(miner_nodes=("n9",)), "no node 'n9'"),
         (UpOptions(miner_shares=(1.0, 0.0)), "every share must be a positive number"),
+        (UpOptions(dashboard_port=80), "--dashboard-port must be from 1024 to 65535"),
+        (UpOptions(dashboard_port=65536), "--dashboard-port must be from 1024 to 65535"),
+        (UpOptions(dashboard_port=18602), "18602 is the P2P port of n2"),
+        (UpOptions(base_port=1030), "port 1010 .* below 1024; choose one with --dashboard-port"),
+        (UpOptions(dashboard=False, dashboard_port=9000), "contradict each other"),
     ],
 )
 def test_bad_options_are_refused_with_the_reason(options: UpOptions, reason: str) -> None:
@@ -134,3 +155,24 @@ def test_a_resumed_devnet_keeps_the_miner_settings_not_asked_for() -> None:
     assert [(m.node, m.share) for m in reshared.miners] == [("n1", 0.75), ("n2", 0.25)]
     fewer = resumed_state(UpOptions(miners=1), OLD, root=ROOT, miners_running=False)
     assert fewer.miners == (MinerEntry("m1", "n1", 1.0),)
+
+
+def test_the_dashboard_resumes_as_recorded_and_changes_only_while_stopped() -> None:
+    running = replace(OLD, dashboard=DashboardEntry(18580, 103))
+    for options in (UpOptions(), UpOptions(dashboard=True), UpOptions(dashboard_port=18580)):
+        assert resumed_state(options, running, root=ROOT, miners_running=True) == running
+    # 0 asks for any free port: the one recorded is one, so nothing changes.
+    kept = resumed_state(UpOptions(dashboard_port=0), running, root=ROOT, miners_running=True)
+    assert kept == running
+    for options in (UpOptions(dashboard=False), UpOptions(dashboard_port=9000)):
+        with pytest.raises(DevnetError, match="the dashboard is running on port 18580"):
+            resumed_state(options, running, root=ROOT, miners_running=True, dashboard_running=True)
+    stopped = resumed_state(UpOptions(dashboard_port=9000), running, root=ROOT, miners_running=True)
+    assert stopped.dashboard == DashboardEntry(9000)
+    off = resumed_state(UpOptions(dashboard=False), running, root=ROOT, miners_running=True)
+    assert off.dashboard is None
+    assert resumed_state(UpOptions(), off, root=ROOT, miners_running=True).dashboard is None
+    back = resumed_state(UpOptions(dashboard=True), off, root=ROOT, miners_running=True)
+    assert back.dashboard == DashboardEntry(18580)
+    with pytest.raises(DevnetError, match="18601 is the RPC port of n1"):
+        resumed_state(UpOptions(dashboard_port=18601), off, root=ROOT, miners_running=True)

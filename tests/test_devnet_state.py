@@ -4,13 +4,16 @@
 * a file of another format, or malformed in any field, is refused with a DevnetError naming
   the problem, and arbitrary JSON never raises anything else;
 * the default directory follows XDG and never the current directory;
-* latency entries are per link, in either order of its ends.
+* latency entries are per link, in either order of its ends;
+* the dashboard is a process like the nodes and miners, found by its name; a state file written
+  before devnets had one reads as a devnet without one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from node.devnet.state import (
+    DashboardEntry,
     DevnetError,
     DevnetPaths,
     DevnetState,
@@ -42,6 +46,7 @@ STATE = DevnetState(
     funded=True,
     partition=(("n1",), ("n2",)),
     latency=(Latency("n1", "n2", 150),),
+    dashboard=DashboardEntry(18580, 4444),
 )
 
 
@@ -76,6 +81,9 @@ def broken(**changes: Any) -> dict[str, Any]:
         (broken(miners=[["m1"]]), "miners"),
         (broken(partition=[["n1"], "n2"]), "partition"),
         (broken(latency=[{"a": "n1", "b": "n2"}]), "lacks 'ms'"),
+        (broken(dashboard=18580), "dashboard"),
+        (broken(dashboard={"port": "18580", "pid": None}), "dashboard port"),
+        (broken(dashboard={"port": 18580}), "lacks 'pid'"),
     ],
 )
 def test_malformed_states_are_refused_with_the_reason(data: Any, reason: str) -> None:
@@ -121,3 +129,29 @@ def test_unknown_names_are_refused_with_the_known_ones() -> None:
         STATE.node("n3")
     with pytest.raises(DevnetError, match="miners: m1, m2"):
         STATE.miner("m9")
+
+
+def test_a_state_file_from_before_the_dashboard_has_none() -> None:
+    data = STATE.to_json()
+    del data["dashboard"]
+    assert DevnetState.from_json(data) == replace(STATE, dashboard=None)
+    without = replace(STATE, dashboard=None)
+    assert "dashboard" not in [p.name for p in without.processes]
+    with pytest.raises(DevnetError, match="no dashboard; add one with: forklab devnet up --dash"):
+        without.process("dashboard")
+
+
+def test_the_dashboard_is_a_process_found_by_its_name() -> None:
+    assert [p.name for p in STATE.processes] == ["n1", "n2", "m1", "m2", "dashboard"]
+    assert STATE.process("dashboard") == DashboardEntry(18580, 4444)
+    assert STATE.dashboard is not None and STATE.dashboard.url == "http://127.0.0.1:18580"
+    assert DashboardEntry(0).url is None  # a port the system will choose: not known yet
+    with pytest.raises(DevnetError, match=r"\(n1, n2, m1, m2, dashboard\)"):
+        STATE.process("n9")
+
+
+def test_pids_are_set_and_cleared_by_name() -> None:
+    state = STATE.with_pid("dashboard", 99).with_pid("n2", 98).with_pid("m2", 97)
+    assert [p.pid for p in state.processes] == [4242, 98, 4343, 97, 99]
+    assert [p.pid for p in state.without_pids([98, 99]).processes] == [4242, None, 4343, 97, None]
+    assert {p.pid for p in state.without_pids().processes} == {None}

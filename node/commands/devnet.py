@@ -4,13 +4,15 @@
 
     forklab devnet up [--nodes 4] [--miners 1] [--network regtest|demo]
                       [--topology line|ring|mesh|random:K] [--block-time 5] [--base-port 18600]
+                      [--dashboard-port 18580 | --no-dashboard]
     forklab devnet status [--json]          every node's ports, height, tip and peers
     forklab devnet down [--wipe]            stop everything (keep the chain unless --wipe)
-    forklab devnet logs NAME [-n 40] [-f]   a node's or miner's log
+    forklab devnet logs NAME [-n 40] [-f]   a node's, miner's or the dashboard's log
     forklab devnet partition n1,n2 n3,n4    cut the network into groups
     forklab devnet heal                     join them again, and wait for one tip
     forklab devnet kill NAME [--term]       crash a node or miner (SIGKILL; --term: cleanly)
     forklab devnet restart NAME             start it again; a node catches up
+                                            (both also take the dashboard: NAME dashboard)
     forklab devnet latency n1 n2 MS         one-way delay each way on a link (0 removes it)
     forklab devnet mine NODE [N] [--to W]   mine N blocks on NODE now
     forklab devnet send FROM TO AMOUNT      pay coins from a devnet wallet
@@ -111,6 +113,18 @@ def register(subparsers: Subparsers) -> None:
         help="wallets funded in the first blocks (default alice,bob,carol)",
     )
     up.add_argument("--seed", type=int, metavar="N", help="seed of the random choices (default 1)")
+    up.add_argument(
+        "--dashboard",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the devnet's web dashboard (default: yes for a new devnet, as recorded after)",
+    )
+    up.add_argument(
+        "--dashboard-port",
+        type=int,
+        metavar="P",
+        help="the dashboard's port (default: base port - 20, that is 18580; 0: a free port)",
+    )
     up.add_argument("--json", action="store_true", help="print the status as JSON")
 
     status = action("status", "every node's ports, height, tip and peers", _status)
@@ -120,7 +134,7 @@ def register(subparsers: Subparsers) -> None:
     down.add_argument("--wipe", action="store_true", help="also delete the chains and logs")
 
     logs = action("logs", "print a node's or a miner's log", _logs)
-    logs.add_argument("name", metavar="NAME", help="a node (n1) or a miner (m1)")
+    logs.add_argument("name", metavar="NAME", help="a node (n1), a miner (m1) or dashboard")
     logs.add_argument("-n", "--lines", type=int, default=40, metavar="N", help="last N lines")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
 
@@ -136,11 +150,11 @@ def register(subparsers: Subparsers) -> None:
     heal.add_argument("--no-wait", action="store_true", help="return without waiting")
 
     kill = action("kill", "stop a node or miner abruptly (SIGKILL, as a crash)", _kill)
-    kill.add_argument("name", metavar="NAME", help="a node (n1) or a miner (m1)")
+    kill.add_argument("name", metavar="NAME", help="a node (n1), a miner (m1) or dashboard")
     kill.add_argument("--term", action="store_true", help="ask it to stop cleanly (SIGTERM)")
 
     restart = action("restart", "start a node or miner again (a node catches up)", _restart)
-    restart.add_argument("name", metavar="NAME", help="a node (n1) or a miner (m1)")
+    restart.add_argument("name", metavar="NAME", help="a node (n1), a miner (m1) or dashboard")
 
     latency = action("latency", "add a one-way delay each way on a link", _latency)
     latency.add_argument("a", metavar="A", help="a node")
@@ -224,6 +238,8 @@ def _up(args: argparse.Namespace) -> int:
             miner_shares=args.miner_shares,
             miner_nodes=args.miner_nodes,
             miner_backend=args.miner_backend,
+            dashboard=args.dashboard,
+            dashboard_port=args.dashboard_port,
         )
     )
     status = devnet.status()
@@ -372,6 +388,7 @@ def render(status: DevnetStatus) -> str:
         f"devnet {status.dir}: {status.network}, {_count(node_count, 'node')} "
         f"({status.topology}), "
         f"{_count(len(status.miners), 'miner')}, a block every {status.block_time:g} s",
+        *_dashboard_line(status),
         "",
         table(
             ("node", "state", "p2p", "rpc", "height", "tip", "peers", "cookie"),
@@ -422,6 +439,16 @@ def render(status: DevnetStatus) -> str:
     for link in status.latency:
         out.append(f"latency: {link.a} <-> {link.b} {link.ms} ms each way")
     return "\n".join(out)
+
+
+def _dashboard_line(status: DevnetStatus) -> list[str]:
+    board = status.dashboard
+    if board is None:
+        return []
+    if board.running:
+        return [f"dashboard: {board.url}"]
+    where = f" ({board.url})" if board.url else ""
+    return [f"dashboard: stopped{where}; start it with: forklab devnet restart dashboard"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

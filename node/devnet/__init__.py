@@ -16,7 +16,7 @@ procs         detached processes: spawn, find again (a pid is checked before it 
 wallets       named deterministic wallets, the funding plan, payments signed by the devnet
 plan          what ``up`` builds: a new devnet from options, or the recorded one resumed
 miner         the paced miner: Poisson block times at a hash power share, real proof of work
-launch        the node and miner command lines
+launch        the node, miner and dashboard command lines
 status        what ``status`` shows, and its ``--json`` shape
 progress      start-up and sync progress on stderr
 devnet        :class:`Devnet`: up, down, and the live controls

@@ -3,13 +3,14 @@
 Every ``forklab devnet`` command is a short-lived process that opens a :class:`Devnet` on a
 directory, reads the state file the previous command left (:mod:`node.devnet.state`), acts on
 the processes and nodes it names, and writes the state back. Nothing stays resident besides the
-nodes and miners themselves.
+nodes, the miners and the dashboard themselves.
 
 ``up`` in order (each step skipped when already done, so ``up`` also resumes and repairs):
 
 1. plan (:mod:`node.devnet.plan`): a new devnet from the options, or the recorded one, resumed
    with its chain (changing what it was made with is refused);
-2. start the nodes that are not running, all at once, and wait for their ready lines;
+2. start the nodes that are not running, all at once, and the dashboard with them (it follows
+   the state file, so it sees them come up), and wait for their ready lines;
 3. wire them: set each node's link policy (topology, partition, latency) over RPC, then
    ``addnode`` its neighbours, in that order so no link exists that the policy would refuse;
 4. fund the wallets in the first blocks (:mod:`node.devnet.wallets`), mined on the first node;
@@ -22,7 +23,8 @@ again (and their pids cleared): a failed ``up`` leaves the devnet as it found it
 Live controls act on the running nodes: ``partition``/``heal``/``latency`` change the link
 policies (and are recorded, so a restarted node gets them back before it dials anyone), ``kill``
 stops a process (SIGKILL by default, as a crash), ``restart`` starts it again and waits for it
-to catch up, ``mine`` and ``send`` go through a node's RPC.
+to catch up, ``mine`` and ``send`` go through a node's RPC. ``kill`` and ``restart`` also take
+the dashboard, by its name ``dashboard``.
 
 The lock (:func:`node.devnet.state.locked`) makes commands that change the devnet run one at a
 time; ``status`` and ``logs`` only read.
@@ -44,10 +46,13 @@ from node.devnet import launch, procs, wallets
 from node.devnet.plan import UpOptions, new_state, resumed_state
 from node.devnet.progress import Progress
 from node.devnet.state import (
+    DashboardEntry,
     DevnetError,
     DevnetPaths,
     DevnetState,
+    MinerEntry,
     NodeEntry,
+    Process,
     load,
     locked,
     save,
@@ -118,7 +123,7 @@ class Devnet:
         return RpcClient.from_datadir(entry.rpc_url, self.paths.datadir(name), timeout=timeout)
 
     def running_nodes(self, state: DevnetState) -> list[NodeEntry]:
-        return [n for n in state.nodes if launch.is_running(self.paths, state, n.name)]
+        return [n for n in state.nodes if self.is_running(state, n.name)]
 
     # ------------------------------------------------------------------------------------ up
 
@@ -128,12 +133,23 @@ class Devnet:
             if old is None:
                 state = new_state(options)
             else:
-                miners_running = any(launch.is_running(self.paths, old, m.name) for m in old.miners)
-                state = resumed_state(options, old, root=self.root, miners_running=miners_running)
+                state = resumed_state(
+                    options,
+                    old,
+                    root=self.root,
+                    miners_running=any(self.is_running(old, m.name) for m in old.miners),
+                    dashboard_running=old.dashboard is not None
+                    and self.is_running(old, old.dashboard.name),
+                )
             started: list[int] = []
             try:
                 save(self.paths, state)
+                self._check_ports(state)
+                # Spawned first, so its start-up overlaps the nodes'; waited for after them.
+                state, dashboard_log = self._spawn_dashboard(state, started)
                 state = self._start_nodes(state, started)
+                save(self.paths, state)
+                state = self._dashboard_ready(state, dashboard_log)
                 save(self.paths, state)
                 self._wire(state)
                 if not state.funded:
@@ -148,26 +164,40 @@ class Devnet:
                 raise
             return state
 
+    def is_running(self, state: DevnetState, name: str) -> bool:
+        return launch.is_running(self.paths, state, name)
+
+    def _check_ports(self, state: DevnetState, only: Iterable[str] | None = None) -> None:
+        """DevnetError naming the first port that a process to be started (not running; of
+        ``only``, if given) would need and another program holds: before anything starts."""
+        wanted = {p.name for p in state.processes} if only is None else set(only)
+        for entry in state.processes:
+            if entry.name not in wanted or self.is_running(state, entry.name):
+                continue
+            if isinstance(entry, NodeEntry):
+                for port, what in ((entry.p2p_port, "P2P"), (entry.rpc_port, "RPC")):
+                    if port and procs.port_in_use(port):
+                        raise DevnetError(
+                            f"port {port} ({what} of {entry.name}) is in use by another "
+                            "program; stop it, or choose other ports with --base-port "
+                            "(0: any free ports)"
+                        )
+            elif isinstance(entry, DashboardEntry) and entry.port and procs.port_in_use(entry.port):
+                raise DevnetError(
+                    f"port {entry.port} (the dashboard's) is in use by another program "
+                    "(a forklab dashboard of your own?); stop it, or choose another port "
+                    "with --dashboard-port (0: any free port), or go without: --no-dashboard"
+                )
+
     def _start_nodes(
         self, state: DevnetState, started: list[int], only: Iterable[str] | None = None
     ) -> DevnetState:
         """Start the nodes that are not running (of ``only``, if given); ``started`` gets their
         pids as soon as they exist, so a failure can stop them."""
         wanted = set(state.names if only is None else only)
-        todo = [
-            n
-            for n in state.nodes
-            if n.name in wanted and not launch.is_running(self.paths, state, n.name)
-        ]
+        todo = [n for n in state.nodes if n.name in wanted and not self.is_running(state, n.name)]
         if not todo:
             return state
-        for entry in todo:
-            for port, what in ((entry.p2p_port, "P2P"), (entry.rpc_port, "RPC")):
-                if port and procs.port_in_use(port):
-                    raise DevnetError(
-                        f"port {port} ({what} of {entry.name}) is in use by another program; "
-                        "stop it, or choose other ports with --base-port (0: any free ports)"
-                    )
         with self.progress.step(f"starting {len(todo)} nodes", len(todo)) as step:
             spawned = []
             for entry in todo:
@@ -187,11 +217,7 @@ class Devnet:
         self, state: DevnetState, started: list[int], only: Iterable[str] | None = None
     ) -> DevnetState:
         wanted = {m.name for m in state.miners} if only is None else set(only)
-        todo = [
-            m
-            for m in state.miners
-            if m.name in wanted and not launch.is_running(self.paths, state, m.name)
-        ]
+        todo = [m for m in state.miners if m.name in wanted and not self.is_running(state, m.name)]
         if not todo:
             return state
         with self.progress.step(f"starting {len(todo)} miners", len(todo)) as step:
@@ -207,14 +233,36 @@ class Devnet:
             step.done(f"started miners {', '.join(m.name for m, _, _ in spawned)}")
         return state
 
+    def _spawn_dashboard(
+        self, state: DevnetState, started: list[int]
+    ) -> tuple[DevnetState, int | None]:
+        """Spawn the dashboard if the devnet has one and it is not running; the state with
+        its pid, and the log offset its ready line will follow (None if nothing started)."""
+        entry = state.dashboard
+        if entry is None or self.is_running(state, entry.name):
+            return state, None
+        pid, offset = launch.start_dashboard(self.paths, entry)
+        started.append(pid)
+        state = replace(state, dashboard=replace(entry, pid=pid))
+        save(self.paths, state)
+        return state, offset
+
+    def _dashboard_ready(self, state: DevnetState, offset: int | None) -> DevnetState:
+        """Wait for the dashboard :meth:`_spawn_dashboard` started; records the port it bound."""
+        entry = state.dashboard
+        if offset is None or entry is None or entry.pid is None:
+            return state
+        with self.progress.step("starting the dashboard") as step:
+            ready = launch.dashboard_ready(self.paths, entry, entry.pid, offset, START_TIMEOUT)
+            step.done(f"dashboard at {ready.url}")
+        return replace(state, dashboard=ready)
+
     def _undo(self, state: DevnetState, started: Sequence[int]) -> None:
         """Stop what this command started and clear their pids (after a failed ``up``)."""
         for pid in started:
             if procs.running(pid):
                 procs.stop(pid, timeout=STOP_TIMEOUT)
-        nodes = tuple(replace(n, pid=None) if n.pid in started else n for n in state.nodes)
-        miners = tuple(replace(m, pid=None) if m.pid in started else m for m in state.miners)
-        save(self.paths, replace(state, nodes=nodes, miners=miners))
+        save(self.paths, state.without_pids(started))
 
     # ------------------------------------------------------------------------------ wiring
 
@@ -375,16 +423,18 @@ class Devnet:
             if wipe:
                 self._wipe()
             else:
-                nodes = tuple(replace(n, pid=None) for n in state.nodes)
-                miners = tuple(replace(m, pid=None) for m in state.miners)
-                save(self.paths, replace(state, nodes=nodes, miners=miners))
+                save(self.paths, state.without_pids())
             return stopped
 
     def _stop_all(self, state: DevnetState) -> list[str]:
-        """SIGTERM to every process at once (miners first), then wait for all of them."""
-        alive = [
-            (m.name, m.pid) for m in state.miners if launch.is_running(self.paths, state, m.name)
-        ] + [(n.name, n.pid) for n in state.nodes if launch.is_running(self.paths, state, n.name)]
+        """SIGTERM to every process at once (miners first, the dashboard last), then wait for
+        all of them."""
+        order: tuple[Process, ...] = (
+            *state.miners,
+            *state.nodes,
+            *([state.dashboard] if state.dashboard else []),
+        )
+        alive = [(p.name, p.pid) for p in order if self.is_running(state, p.name)]
         with self.progress.step(f"stopping {len(alive)} processes", len(alive)) as step:
             for _name, pid in alive:
                 assert pid is not None
@@ -417,50 +467,51 @@ class Devnet:
     # ------------------------------------------------------------------------ kill/restart
 
     def kill(self, name: str, *, term: bool = False) -> None:
-        """Stop node or miner ``name``: SIGKILL (a crash) unless ``term`` (a clean stop)."""
+        """Stop node, miner or dashboard ``name``: SIGKILL (a crash) unless ``term`` (a clean
+        stop)."""
         with self._changing() as state:
-            if not launch.is_running(self.paths, state, name):
+            if not self.is_running(state, name):
                 raise DevnetError(f"{name} is not running")
             pid = self._pid(state, name)
             procs.stop(pid, timeout=STOP_TIMEOUT, hard=not term)
-            save(self.paths, self._with_pid(state, name, None))
+            save(self.paths, state.with_pid(name, None))
 
     def restart(self, name: str) -> int | None:
-        """Start node or miner ``name`` again (stopping it first if it runs); for a node, wait
-        until it has caught up with its peers and return its height."""
+        """Start node, miner or dashboard ``name`` again (stopping it first if it runs); for a
+        node, wait until it has caught up with its peers and return its height."""
         with self._changing() as current:
             state = current
-            if launch.is_running(self.paths, state, name):
+            if self.is_running(state, name):
                 procs.stop(self._pid(state, name), timeout=STOP_TIMEOUT)
-                state = self._with_pid(state, name, None)
+                state = state.with_pid(name, None)
                 save(self.paths, state)
-            is_node = isinstance(state.process(name), NodeEntry)
+            entry = state.process(name)
             started: list[int] = []
             try:
-                if is_node:
+                self._check_ports(state, only=[name])
+                if isinstance(entry, NodeEntry):
                     state = self._start_nodes(state, started, only=[name])
                     save(self.paths, state)
                     # The restarted node dials its neighbours at once; theirs may be backing off.
                     self._wire(state, only=[name])
-                else:
+                elif isinstance(entry, MinerEntry):
                     state = self._start_miners(state, started, only=[name])
+                    save(self.paths, state)
+                else:
+                    state, offset = self._spawn_dashboard(state, started)
+                    state = self._dashboard_ready(state, offset)
                     save(self.paths, state)
             except BaseException:
                 self._undo(state, started)
                 raise
             # Started: a slow catch-up is reported, but does not stop the node again.
-            return self._wait_caught_up(state, name) if is_node else None
+            return self._wait_caught_up(state, name) if isinstance(entry, NodeEntry) else None
 
     def _pid(self, state: DevnetState, name: str) -> int:
         entry = state.process(name)
         if entry.pid is not None:
             return entry.pid
         raise DevnetError(f"{name} has no recorded process")
-
-    def _with_pid(self, state: DevnetState, name: str, pid: int | None) -> DevnetState:
-        if name in state.names:
-            return state.with_node(replace(state.node(name), pid=pid))
-        return state.with_miner(replace(state.miner(name), pid=pid))
 
     # ---------------------------------------------------------------------- links controls
 
@@ -558,6 +609,7 @@ class Devnet:
         return collect(self, self.state())
 
     def log_path(self, name: str) -> Path:
-        """Where node or miner ``name`` logs (DevnetError if the devnet has no such process)."""
+        """Where node, miner or dashboard ``name`` logs (DevnetError if the devnet has no such
+        process)."""
         self.state().process(name)
         return self.paths.log(name)

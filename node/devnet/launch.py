@@ -1,17 +1,21 @@
-"""The command lines of a devnet's node and miner processes, and how to find them again.
+"""The command lines of a devnet's node, miner and dashboard processes, and how to find them
+again.
 
 A node is ``python -m node node`` with every option given as a flag: its data directory, its
 two loopback ports, the network and a seed. Nodes get no ``--connect``: the devnet wires them
 over RPC once their link policy is set (:mod:`node.devnet.devnet`), so a restarted node never
 dials across a partition before it is told about it. A miner is ``python -m node.devnet miner``
-(:mod:`node.devnet.miner`) pointed at its node's RPC and cookie.
+(:mod:`node.devnet.miner`) pointed at its node's RPC and cookie. The dashboard is
+``python -m node dashboard --dir D`` on loopback (:mod:`node.dashboard`): it follows the state
+file, so it learns of nodes, partitions and restarts without being told.
 
 Children run the same Python and the same forklab as the command that starts them (the package
 directory is put first on ``PYTHONPATH``), with a clean environment: ``FORKLAB_*`` variables
 meant for the user's own node (``FORKLAB_CONNECT``, ``FORKLAB_CONFIG``...) are not passed on.
 
 :func:`is_running` recognises a recorded pid as ours only if the process's arguments still name
-the devnet's data directory, so a pid reused by another program is never signalled.
+the devnet's data directory (or, for the dashboard, the devnet's directory), so a pid reused by
+another program is never signalled.
 """
 
 from __future__ import annotations
@@ -24,7 +28,14 @@ from pathlib import Path
 
 from node.devnet import procs
 from node.devnet.miner import READY_PREFIX as MINER_READY_PREFIX
-from node.devnet.state import DevnetError, DevnetPaths, DevnetState, MinerEntry, NodeEntry
+from node.devnet.state import (
+    DashboardEntry,
+    DevnetError,
+    DevnetPaths,
+    DevnetState,
+    MinerEntry,
+    NodeEntry,
+)
 
 NODE_READY = re.compile(
     r"^forklab node ready: network (?P<network>\S+), height (?P<height>\d+), "
@@ -33,6 +44,10 @@ NODE_READY = re.compile(
 NODE_READY_PREFIX = "forklab node ready:"
 """As :mod:`node.commands.node` prints it (not imported from there: that loads the whole node,
 a quarter of a second at every devnet command; a test checks the two agree)."""
+DASHBOARD_READY = re.compile(r"^forklab dashboard ready: http://127\.0\.0\.1:(?P<port>\d+)\b")
+DASHBOARD_READY_PREFIX = "forklab dashboard ready:"
+"""As :mod:`node.dashboard.server` prints it (not imported: that loads aiohttp and the whole
+dashboard; a test checks the two agree)."""
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 """The directory holding the ``node`` package, put first on the children's PYTHONPATH."""
 
@@ -93,6 +108,21 @@ def miner_argv(paths: DevnetPaths, state: DevnetState, miner: MinerEntry) -> lis
     ]
 
 
+def dashboard_argv(paths: DevnetPaths, entry: DashboardEntry) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "node",
+        "dashboard",
+        "--dir",
+        str(paths.root),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(entry.port),
+    ]
+
+
 def node_markers(paths: DevnetPaths, name: str) -> tuple[str, ...]:
     return ("--datadir", str(paths.datadir(name)))
 
@@ -101,12 +131,18 @@ def miner_markers(paths: DevnetPaths, state: DevnetState, miner: MinerEntry) -> 
     return ("--name", miner.name, str(paths.datadir(miner.node)))
 
 
+def dashboard_markers(paths: DevnetPaths) -> tuple[str, ...]:
+    return ("dashboard", "--dir", str(paths.root))
+
+
 def is_running(paths: DevnetPaths, state: DevnetState, name: str) -> bool:
-    """Whether node or miner ``name`` of ``state`` is alive (and really ours)."""
+    """Whether node, miner or dashboard ``name`` of ``state`` is alive (and really ours)."""
     entry = state.process(name)
     if isinstance(entry, NodeEntry):
         return procs.running(entry.pid, *node_markers(paths, name))
-    return procs.running(entry.pid, *miner_markers(paths, state, entry))
+    if isinstance(entry, MinerEntry):
+        return procs.running(entry.pid, *miner_markers(paths, state, entry))
+    return procs.running(entry.pid, *dashboard_markers(paths))
 
 
 def start_node(paths: DevnetPaths, state: DevnetState, entry: NodeEntry) -> tuple[int, int]:
@@ -153,3 +189,27 @@ def miner_ready(
         timeout=timeout,
         what=f"miner {miner.name}",
     )
+
+
+def start_dashboard(paths: DevnetPaths, entry: DashboardEntry) -> tuple[int, int]:
+    log_path = paths.log(entry.name)
+    offset = procs.log_size(log_path)
+    return procs.spawn(dashboard_argv(paths, entry), log_path, child_env()), offset
+
+
+def dashboard_ready(
+    paths: DevnetPaths, entry: DashboardEntry, pid: int, offset: int, timeout: float
+) -> DashboardEntry:
+    """Wait for the dashboard's ready line; its entry with the pid and the port it bound."""
+    line = procs.wait_ready(
+        pid,
+        paths.log(entry.name),
+        offset,
+        DASHBOARD_READY_PREFIX,
+        timeout=timeout,
+        what="the dashboard",
+    )
+    match = DASHBOARD_READY.match(line.strip())
+    if match is None:
+        raise DevnetError(f"the dashboard printed an unexpected ready line: {line!r}")
+    return DashboardEntry(int(match["port"]), pid)

@@ -5,8 +5,9 @@ The options a devnet is *made* with fix its identity: the network and the number
 chains in the data directories belong to them), the funded wallets (funded once, in the first
 blocks) and the ports (peers know each other by them). A second ``up`` that asks for other
 values is refused with the way out (``down --wipe``); one that asks for nothing resumes.
-The rest may change at a resume: the topology (the links are re-wired), and the miners, their
-shares, nodes, backend and the block time, as long as no miner is running with the old ones.
+The rest may change at a resume: the topology (the links are re-wired), the miners, their
+shares, nodes, backend and the block time, as long as no miner is running with the old ones,
+and the dashboard (on or off, its port) as long as it is not running.
 
 Everything here is pure: it reads no file and starts no process (whether miners are running is
 passed in), so every rule can be checked directly.
@@ -18,7 +19,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from node.devnet import wallets
-from node.devnet.state import NETWORKS, DevnetError, DevnetState, MinerEntry, NodeEntry
+from node.devnet.state import (
+    NETWORKS,
+    DashboardEntry,
+    DevnetError,
+    DevnetState,
+    MinerEntry,
+    NodeEntry,
+)
 from node.devnet.topology import Topology
 
 DEFAULT_NODES = 4
@@ -29,6 +37,9 @@ DEFAULT_BLOCK_TIME = 5.0
 DEFAULT_BASE_PORT = 18600
 """Node i (from 0) listens on P2P port base + 2i and RPC port base + 2i + 1; away from the
 networks' own default ports, so a devnet and a standalone node can run side by side."""
+DASHBOARD_BELOW = 20
+"""The dashboard listens this far below the base port: 18580 by default, which is also
+``forklab dashboard``'s own default port, so the documented address is the same either way."""
 DEFAULT_SEED = 1
 DEFAULT_BACKEND = "cpu"
 MAX_NODES = 64
@@ -51,6 +62,10 @@ class UpOptions:
     """Weights of the miners' hash power (normalised: 3,1 is 75% and 25%)."""
     miner_nodes: tuple[str, ...] | None = None
     miner_backend: str | None = None
+    dashboard: bool | None = None
+    """Whether the devnet runs its dashboard (new devnets do unless told not to)."""
+    dashboard_port: int | None = None
+    """0 for a port the system chooses; None: the base port less 20 (or 0, with base 0)."""
 
 
 def parse_shares(text: str) -> tuple[float, ...]:
@@ -99,11 +114,18 @@ def new_state(o: UpOptions) -> DevnetState:
         nodes=nodes,
         miner_backend=o.miner_backend or DEFAULT_BACKEND,
     )
-    return replace(state, miners=_miners(state, o))
+    _check_dashboard_options(o)
+    dashboard = None if o.dashboard is False else _dashboard(state, o)
+    return replace(state, miners=_miners(state, o), dashboard=dashboard)
 
 
 def resumed_state(
-    o: UpOptions, old: DevnetState, *, root: Path, miners_running: bool
+    o: UpOptions,
+    old: DevnetState,
+    *,
+    root: Path,
+    miners_running: bool,
+    dashboard_running: bool = False,
 ) -> DevnetState:
     """The recorded devnet ``old`` with the changes ``o`` asks for (see the module docstring)."""
 
@@ -128,6 +150,7 @@ def resumed_state(
         seed=old.seed if o.seed is None else o.seed,
         miner_backend=o.miner_backend or old.miner_backend,
     )
+    state = replace(state, dashboard=_resumed_dashboard(o, old, dashboard_running))
     miners = _miners(state, _completed(o, old))
     unchanged = _without_pids(miners) == _without_pids(old.miners) and (
         state.block_time,
@@ -142,6 +165,68 @@ def resumed_state(
             "--miners, --miner-shares, --miner-nodes, --miner-backend, --block-time or --seed"
         )
     return replace(state, miners=_without_pids(miners))
+
+
+def default_dashboard_port(nodes: tuple[NodeEntry, ...]) -> int:
+    """The base port less :data:`DASHBOARD_BELOW` when the nodes have the ports a base port
+    gives them; otherwise (``--base-port 0``: ports the system chose) 0, a free port too."""
+    base = nodes[0].p2p_port
+    planned = all(
+        (n.p2p_port, n.rpc_port) == (base + 2 * i, base + 2 * i + 1) for i, n in enumerate(nodes)
+    )
+    return base - DASHBOARD_BELOW if base and planned else 0
+
+
+def _dashboard(state: DevnetState, o: UpOptions) -> DashboardEntry:
+    """The dashboard ``o`` asks for (on the default port unless it names one), checked."""
+    if o.dashboard_port is None:
+        port = default_dashboard_port(state.nodes)
+        if port and port < 1024:
+            raise DevnetError(
+                f"the dashboard would listen on port {port} (--base-port less "
+                f"{DASHBOARD_BELOW}), below 1024; choose one with --dashboard-port"
+            )
+    else:
+        port = o.dashboard_port
+        if port != 0 and not 1024 <= port <= 65535:
+            raise DevnetError(
+                f"--dashboard-port must be from 1024 to 65535 (or 0 for a port the system "
+                f"chooses), got {port}"
+            )
+    for node in state.nodes:
+        for taken, what in ((node.p2p_port, "P2P"), (node.rpc_port, "RPC")):
+            if port and port == taken:
+                raise DevnetError(
+                    f"--dashboard-port {port} is the {what} port of {node.name}; choose another"
+                )
+    return DashboardEntry(port)
+
+
+def _resumed_dashboard(o: UpOptions, old: DevnetState, running: bool) -> DashboardEntry | None:
+    """The recorded dashboard, or what ``o`` asks for instead (only while it is stopped)."""
+    _check_dashboard_options(o)
+    if o.dashboard is False:
+        wanted = None
+    elif o.dashboard is None and o.dashboard_port is None:
+        return old.dashboard
+    elif old.dashboard is not None and o.dashboard_port in (None, 0):
+        return old.dashboard  # 0 asks for any free port: the one chosen before is one
+    else:
+        wanted = _dashboard(old, o)
+    if wanted == (None if old.dashboard is None else replace(old.dashboard, pid=None)):
+        return old.dashboard
+    if running:
+        assert old.dashboard is not None
+        raise DevnetError(
+            f"the dashboard is running on port {old.dashboard.port}; stop it first "
+            "(forklab devnet kill dashboard --term) to change --dashboard-port or --no-dashboard"
+        )
+    return wanted
+
+
+def _check_dashboard_options(o: UpOptions) -> None:
+    if o.dashboard is False and o.dashboard_port is not None:
+        raise DevnetError("--no-dashboard and --dashboard-port contradict each other")
 
 
 def _completed(o: UpOptions, old: DevnetState) -> UpOptions:

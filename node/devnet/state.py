@@ -6,7 +6,7 @@ Layout of a devnet directory (``--dir``, default ``$XDG_STATE_HOME/forklab/devne
     devnet.json          the state file (below)
     devnet.lock          held (flock) by the command changing the devnet
     nodes/NAME/          each node's data directory: chain, wallet, .cookie
-    logs/NAME.log        each node's and miner's stdout and stderr
+    logs/NAME.log        each node's, miner's and the dashboard's stdout and stderr
 
 The state file is JSON, written atomically (a temporary file renamed over the old one), so a
 reader sees the old or the new state, never half of one:
@@ -26,6 +26,9 @@ key              type                         meaning
 ``miners``       list of objects              ``name``, ``node``, ``share``, ``pid``
 ``partition``    list of lists, or null       the partition groups in force
 ``latency``      list of objects              ``a``, ``b``, ``ms``: one-way delay on a link
+``dashboard``    object, or null              ``port``, ``pid``: the devnet's dashboard; null
+                                              for none (absent in files written before the
+                                              devnet ran one: none either)
 ===============  ===========================  ===============================================
 
 ``pid`` is null for a process the devnet did not start or has stopped; a recorded pid is only
@@ -40,7 +43,7 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -52,6 +55,9 @@ STATE_FILE = "devnet.json"
 LOCK_FILE = "devnet.lock"
 NETWORKS = ("regtest", "demo")
 """``main`` is left out on purpose: its difficulty makes a local network of it pointless."""
+DASHBOARD = "dashboard"
+"""The dashboard's name in commands (``kill``, ``restart``, ``logs``) and its log file's; no
+node (``nK``) or miner (``mK``) can be called that."""
 
 
 class DevnetError(ForklabError):
@@ -116,6 +122,27 @@ class MinerEntry:
 
 
 @dataclass(frozen=True)
+class DashboardEntry:
+    """The devnet's web page (``forklab dashboard --dir D``), a process like the nodes."""
+
+    port: int
+    """0 until it first bound a port chosen by the system; kept for later starts."""
+    pid: int | None = None
+
+    @property
+    def name(self) -> str:
+        return DASHBOARD
+
+    @property
+    def url(self) -> str | None:
+        return f"http://127.0.0.1:{self.port}" if self.port else None
+
+
+Process = NodeEntry | MinerEntry | DashboardEntry
+"""Whatever the devnet starts and stops, each found by its name."""
+
+
+@dataclass(frozen=True)
 class Latency:
     a: str
     b: str
@@ -135,6 +162,7 @@ class DevnetState:
     funded: bool = False
     partition: tuple[tuple[str, ...], ...] | None = None
     latency: tuple[Latency, ...] = field(default=())
+    dashboard: DashboardEntry | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -156,13 +184,22 @@ class DevnetState:
         known = ", ".join(m.name for m in self.miners) or "none"
         raise DevnetError(f"no miner {name!r} in this devnet (miners: {known})")
 
-    def process(self, name: str) -> NodeEntry | MinerEntry:
-        """The node or miner called ``name``; DevnetError listing both kinds if none is."""
-        entries: tuple[NodeEntry | MinerEntry, ...] = (*self.nodes, *self.miners)
-        for entry in entries:
+    @property
+    def processes(self) -> tuple[Process, ...]:
+        """Every process of the devnet: nodes, miners, then the dashboard if it has one."""
+        dashboard = () if self.dashboard is None else (self.dashboard,)
+        return (*self.nodes, *self.miners, *dashboard)
+
+    def process(self, name: str) -> Process:
+        """The node, miner or dashboard called ``name``; DevnetError listing them if none is."""
+        for entry in self.processes:
             if entry.name == name:
                 return entry
-        known = ", ".join([*self.names, *(m.name for m in self.miners)])
+        if name == DASHBOARD:
+            raise DevnetError(
+                "this devnet has no dashboard; add one with: forklab devnet up --dashboard"
+            )
+        known = ", ".join(p.name for p in self.processes)
         raise DevnetError(f"no node or miner {name!r} in this devnet ({known})")
 
     def with_node(self, entry: NodeEntry) -> DevnetState:
@@ -171,6 +208,23 @@ class DevnetState:
     def with_miner(self, entry: MinerEntry) -> DevnetState:
         miners = tuple(entry if m.name == entry.name else m for m in self.miners)
         return replace(self, miners=miners)
+
+    def with_pid(self, name: str, pid: int | None) -> DevnetState:
+        """The state with process ``name``'s pid replaced (None: not running)."""
+        entry = self.process(name)
+        if isinstance(entry, NodeEntry):
+            return self.with_node(replace(entry, pid=pid))
+        if isinstance(entry, MinerEntry):
+            return self.with_miner(replace(entry, pid=pid))
+        return replace(self, dashboard=replace(entry, pid=pid))
+
+    def without_pids(self, pids: Container[int | None] | None = None) -> DevnetState:
+        """The state with the pids of every process (or those in ``pids``) cleared."""
+        state = self
+        for entry in self.processes:
+            if entry.pid is not None and (pids is None or entry.pid in pids):
+                state = state.with_pid(entry.name, None)
+        return state
 
     def latency_between(self, a: str, b: str) -> int:
         for link in self.latency:
@@ -204,6 +258,9 @@ class DevnetState:
             ],
             "partition": None if self.partition is None else [list(g) for g in self.partition],
             "latency": [{"a": x.a, "b": x.b, "ms": x.ms} for x in self.latency],
+            "dashboard": None
+            if self.dashboard is None
+            else {"port": self.dashboard.port, "pid": self.dashboard.pid},
         }
 
     @classmethod
@@ -233,6 +290,7 @@ class DevnetState:
                     Latency(_str(x["a"], "latency"), _str(x["b"], "latency"), _int(x["ms"], "ms"))
                     for x in _list(data["latency"], "latency")
                 ),
+                dashboard=_dashboard(data.get("dashboard")),
             )
         except KeyError as exc:
             raise DevnetError(f"the state file lacks {exc}") from None
@@ -304,6 +362,14 @@ def _miner(obj: Any) -> MinerEntry:
         _number(obj["share"], "share"),
         _pid(obj["pid"]),
     )
+
+
+def _dashboard(obj: Any) -> DashboardEntry | None:
+    if obj is None:
+        return None
+    if not isinstance(obj, dict):
+        raise _fail("dashboard", obj)
+    return DashboardEntry(_int(obj["port"], "dashboard port"), _pid(obj["pid"]))
 
 
 def load(paths: DevnetPaths) -> DevnetState | None:

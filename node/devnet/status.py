@@ -1,4 +1,5 @@
-"""``forklab devnet status``: what every node, miner and wallet of a devnet is doing now.
+"""``forklab devnet status``: what every node, miner and wallet of a devnet is doing now, and
+where its dashboard is.
 
 The answer is gathered in one pass (each running node is asked once, in a batch, all nodes in
 parallel) and shaped as frozen dataclasses; :meth:`DevnetStatus.to_json` is the ``--json``
@@ -23,6 +24,8 @@ key             value
                 between blocks), ``running``, ``pid``, ``address``, ``log``
 ``wallets``     per wallet (funded ones, then the miners'): ``name``, ``address``,
                 ``balance`` (coins, as a string with eight decimals; null if no node runs)
+``dashboard``   ``url`` (null until a port chosen by the system is known), ``port``,
+                ``running``, ``pid``, ``log``; null for a devnet without a dashboard
 ==============  ============================================================================
 """
 
@@ -77,6 +80,15 @@ class MinerStatus:
 
 
 @dataclass(frozen=True)
+class DashboardStatus:
+    url: str | None
+    port: int
+    running: bool
+    pid: int | None
+    log: Path
+
+
+@dataclass(frozen=True)
 class WalletStatus:
     name: str
     address: str
@@ -96,6 +108,7 @@ class DevnetStatus:
     nodes: tuple[NodeStatus, ...]
     miners: tuple[MinerStatus, ...]
     wallets: tuple[WalletStatus, ...]
+    dashboard: DashboardStatus | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -146,6 +159,15 @@ class DevnetStatus:
                 }
                 for w in self.wallets
             ],
+            "dashboard": None
+            if self.dashboard is None
+            else {
+                "url": self.dashboard.url,
+                "port": self.dashboard.port,
+                "running": self.dashboard.running,
+                "pid": self.dashboard.pid,
+                "log": str(self.dashboard.log),
+            },
         }
 
 
@@ -212,6 +234,16 @@ def collect(devnet: Devnet, state: DevnetState) -> DevnetStatus:
         for name in (*state.wallets, *(m.name for m in state.miners))
         for address in (wallets.address(params, name),)
     )
+    dashboard = None
+    if state.dashboard is not None:
+        dashboard_running = launch.is_running(paths, state, state.dashboard.name)
+        dashboard = DashboardStatus(
+            url=state.dashboard.url,
+            port=state.dashboard.port,
+            running=dashboard_running,
+            pid=state.dashboard.pid if dashboard_running else None,
+            log=paths.log(state.dashboard.name),
+        )
     edges = Topology.parse(state.topology).edges(len(state.nodes), state.seed)
     return DevnetStatus(
         dir=paths.root,
@@ -224,6 +256,7 @@ def collect(devnet: Devnet, state: DevnetState) -> DevnetStatus:
         nodes=nodes,
         miners=miners,
         wallets=wallet_rows,
+        dashboard=dashboard,
     )
 
 
