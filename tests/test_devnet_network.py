@@ -3,17 +3,19 @@ command line exactly as a user types it (``python -m node.devnet`` is ``forklab 
 
 The story of a devnet of four nodes in a line and one miner:
 
-1. ``up`` starts it, funds the wallets and returns with every node on one tip;
+1. ``up`` starts it, funds the wallets and returns with every node on one tip, and its
+   dashboard serving the page and the devnet's state;
 2. the miner mines on n1, at its pace, paying its own wallet;
 3. n1 is killed (SIGKILL) while the others go on; restarted, it catches up, and the miner,
    whose node it is, finds it again (with its new cookie) and mines on;
 4. a partition splits n1,n2 from n3,n4: each side goes its own way;
 5. ``heal`` brings every node onto one tip, the side with more work;
-6. ``down`` leaves no process behind and frees every port.
+6. ``down`` leaves no process behind (the dashboard's neither) and frees every port.
 
-Then: a devnet that is taken down and brought up again resumes its chain (no second funding),
-payments between its wallets confirm, ``--wipe`` removes it; a port in use is named in the
-error; and commands on a directory without a devnet say so.
+Then: a devnet that is taken down and brought up again resumes its chain (no second funding)
+and its dashboard on the same port, payments between its wallets confirm, ``--wipe`` removes
+it; the dashboard stops and restarts by name; a port in use (a node's or the dashboard's) is
+named in the error; and commands on a directory without a devnet say so.
 
 A process that exited but was not reaped (a zombie: where the system's init does not reap
 orphans, as in some containers) counts as gone: it holds no port, no memory and no lock.
@@ -29,6 +31,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -91,7 +94,33 @@ def recorded_pids(devnet_dir: Path) -> list[int]:
         state = json.loads((devnet_dir / "devnet.json").read_text())
     except FileNotFoundError:
         return []
-    return [e["pid"] for e in state["nodes"] + state["miners"] if e["pid"] is not None]
+    entries = [*state["nodes"], *state["miners"], *filter(None, [state.get("dashboard")])]
+    return [e["pid"] for e in entries if e["pid"] is not None]
+
+
+def http_get(url: str) -> tuple[str, bytes]:
+    """The content type and body of a GET that must answer 200."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200, url
+        return response.headers.get_content_type(), response.read()
+
+
+def dashboard_state(data: dict[str, Any]) -> dict[str, Any]:
+    kind, body = http_get(data["dashboard"]["url"] + "/api/state")
+    assert kind == "application/json"
+    state: dict[str, Any] = json.loads(body)
+    return state
+
+
+def dashboard_answers(data: dict[str, Any]) -> bool:
+    """Whether the devnet's dashboard serves its page and sees every running node up."""
+    kind, page = http_get(data["dashboard"]["url"] + "/")
+    assert kind == "text/html" and b"<html" in page.lower()
+    state = dashboard_state(data)
+    assert [n["name"] for n in state["nodes"]] == [n["name"] for n in data["nodes"]]
+    assert state["network"] == data["network"] and state["source_error"] is None
+    running = {n["name"] for n in data["nodes"] if n["running"]}
+    return {n["name"] for n in state["nodes"] if n["up"]} == running
 
 
 @pytest.fixture
@@ -140,7 +169,13 @@ def test_a_devnet_survives_a_crash_and_a_partition(devnet_dir: Path) -> None:
     for n in data["nodes"]:
         assert Path(n["cookie"]).is_file()
     first_pids = recorded_pids(devnet_dir)
-    assert len(first_pids) == 5
+    assert len(first_pids) == 6  # four nodes, a miner and the dashboard
+
+    # 1b. The dashboard answers where up and status say, and follows the devnet.
+    dashboard = data["dashboard"]
+    assert dashboard["running"] and dashboard["url"] == f"http://127.0.0.1:{dashboard['port']}"
+    assert re.search(rf"^dashboard: {re.escape(dashboard['url'])}$", out, re.MULTILINE), out
+    wait_until(lambda: dashboard_answers(data))
 
     # 2. The miner mines on n1 at its pace, paying its own wallet.
     height = node(data, "n1")["height"]
@@ -188,6 +223,7 @@ def test_a_devnet_survives_a_crash_and_a_partition(devnet_dir: Path) -> None:
     # 6. Down: no process left, every port free.
     pids = recorded_pids(devnet_dir)
     ports = [p for n in data["nodes"] for p in (n["p2p_port"], n["rpc_port"])]
+    ports.append(data["dashboard"]["port"])
     assert ok(devnet_dir, "down").startswith("stopped: ")
     for pid in {*first_pids, *pids}:
         assert not procs.group_alive(pid), f"process group {pid} outlived down"
@@ -195,6 +231,7 @@ def test_a_devnet_survives_a_crash_and_a_partition(devnet_dir: Path) -> None:
     assert not any(procs.port_in_use(port) for port in ports)
     data = status(devnet_dir)
     assert not any(n["running"] for n in data["nodes"] + data["miners"])
+    assert data["dashboard"]["running"] is False and data["dashboard"]["pid"] is None
 
 
 def test_a_devnet_resumes_its_chain_and_wipes_clean(devnet_dir: Path) -> None:
@@ -214,6 +251,7 @@ def test_a_devnet_resumes_its_chain_and_wipes_clean(devnet_dir: Path) -> None:
     height = node(data, "n1")["height"]
     tip = node(data, "n1")["tip"]
 
+    dashboard_url = data["dashboard"]["url"]
     ok(devnet_dir, "down")
     assert not any(n["running"] for n in status(devnet_dir)["nodes"])
     ok(devnet_dir, "up")
@@ -222,6 +260,18 @@ def test_a_devnet_resumes_its_chain_and_wipes_clean(devnet_dir: Path) -> None:
     assert node(data, "n1")["height"] == height
     assert balance(data, "bob") == bob_before + Decimal("2.5")
     assert ok(devnet_dir, "logs", "n1").count("forklab node ready:") == 2
+    # The dashboard resumes too, on the port the system chose the first time.
+    assert data["dashboard"]["running"] and data["dashboard"]["url"] == dashboard_url
+    assert ok(devnet_dir, "logs", "dashboard").count("forklab dashboard ready:") == 2
+
+    # It stops and starts by name, as a node or a miner does.
+    assert ok(devnet_dir, "kill", "dashboard", "--term").strip() == "stopped dashboard"
+    assert status(devnet_dir)["dashboard"]["running"] is False
+    assert "dashboard: stopped" in ok(devnet_dir, "status")
+    assert ok(devnet_dir, "restart", "dashboard").strip() == "restarted dashboard"
+    data = status(devnet_dir)
+    assert data["dashboard"]["url"] == dashboard_url
+    assert dashboard_state(data)["devnet_dir"] == str(devnet_dir)
 
     refused = run(devnet_dir, "up", "--nodes", "3")
     assert refused.status == 1
@@ -229,22 +279,31 @@ def test_a_devnet_resumes_its_chain_and_wipes_clean(devnet_dir: Path) -> None:
     assert "down --wipe" in refused.stderr
 
     pids = recorded_pids(devnet_dir)
-    assert ok(devnet_dir, "down", "--wipe").strip() == f"stopped: n1, n2; wiped {devnet_dir}"
+    stopped = ok(devnet_dir, "down", "--wipe").strip()
+    assert stopped == f"stopped: n1, n2, dashboard; wiped {devnet_dir}"
     assert not devnet_dir.exists()
     assert not any(procs.group_alive(pid) for pid in pids)
 
 
-def test_a_port_in_use_is_named(devnet_dir: Path) -> None:
+@pytest.mark.parametrize(
+    ("option", "named", "way_out"),
+    [
+        ("--base-port", "(P2P of n1)", "--base-port"),
+        ("--dashboard-port", "(the dashboard's)", "--no-dashboard"),
+    ],
+)
+def test_a_port_in_use_is_named(devnet_dir: Path, option: str, named: str, way_out: str) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
         if port > 65535 - 4:
             pytest.skip("the system chose a port too close to the top")
-        result = run(devnet_dir, "up", "--nodes", "2", "--miners", "0", "--base-port", str(port))
+        ports = ("--base-port", "0", option, str(port))
+        result = run(devnet_dir, "up", "--nodes", "2", "--miners", "0", *ports)
     assert result.status == 1
-    assert f"port {port} (P2P of n1) is in use" in result.stderr
-    assert "--base-port" in result.stderr
+    assert f"port {port} {named} is in use" in result.stderr
+    assert way_out in result.stderr
     assert recorded_pids(devnet_dir) == []
 
 
@@ -276,7 +335,9 @@ def test_commands_name_what_they_do_not_know(devnet_dir: Path) -> None:
 
 
 def test_a_miner_stops_and_restarts_alone(devnet_dir: Path) -> None:
-    ok(devnet_dir, "up", "--nodes", "1", "--miners", "2", "--block-time", "0.2", "--base-port", "0")
+    ok(devnet_dir, "up", "--nodes", "1", "--miners", "2", "--block-time", "0.2", "--base-port", "0",
+       "--no-dashboard")  # fmt: skip
+    assert status(devnet_dir)["dashboard"] is None
     miners = {m["name"]: m for m in status(devnet_dir)["miners"]}
     assert ok(devnet_dir, "kill", "m1", "--term").strip() == "stopped m1"
     after = {m["name"]: m for m in status(devnet_dir)["miners"]}
@@ -299,3 +360,12 @@ def test_the_devnet_waits_for_the_line_the_node_prints() -> None:
     match = NODE_READY.match(line)
     assert match is not None
     assert (match["p2p"], match["rpc"]) == ("127.0.0.1:1", "127.0.0.1:2")
+
+
+def test_the_devnet_waits_for_the_line_the_dashboard_prints() -> None:
+    from node.dashboard.server import READY_PREFIX
+    from node.devnet.launch import DASHBOARD_READY, DASHBOARD_READY_PREFIX
+
+    assert DASHBOARD_READY_PREFIX == READY_PREFIX
+    match = DASHBOARD_READY.match(f"{READY_PREFIX} http://127.0.0.1:18580 (devnet /tmp/d)")
+    assert match is not None and match["port"] == "18580"
