@@ -15,7 +15,7 @@ import asyncio
 import inspect
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,30 @@ async def wait_until(
                 source = repr(predicate)
             raise AssertionError(f"timed out after {timeout} s waiting for: {source}")
         await asyncio.sleep(interval)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, timeout: float = 10.0, interval: float = 0.02
+) -> None:
+    """Like :func:`wait_until` for a check that must itself await (a node query)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {check.__name__}")
+        await asyncio.sleep(interval)
+
+
+async def in_every_mempool(nodes: Iterable[Node], txid: bytes, *, timeout: float = 10.0) -> None:
+    nodes = list(nodes)
+
+    async def every_mempool_holds_it() -> bool:
+        for node in nodes:
+            if not await node.query(lambda chain, mempool: txid in mempool):
+                return False
+        return True
+
+    await eventually(every_mempool_holds_it, timeout=timeout)
 
 
 def node_config(

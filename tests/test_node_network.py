@@ -18,7 +18,16 @@ from pathlib import Path
 
 import pytest
 from blocktools import ChainBuilder
-from p2p_harness import all_at, chain_of, extend, mine, start_node, submit_all, wait_until
+from p2p_harness import (
+    all_at,
+    chain_of,
+    extend,
+    in_every_mempool,
+    mine,
+    start_node,
+    submit_all,
+    wait_until,
+)
 
 from node.node import Node
 from node.runtime import TransportError
@@ -67,18 +76,7 @@ async def test_a_transaction_reaches_every_mempool_and_its_block_travels_compact
 
         tx = chain.spend([chain.coinbase_of("b1")], fee=10_000)
         await nodes[-1].submit_tx(tx)
-        in_pool = [False] * len(nodes)
-
-        async def check() -> None:
-            for i, node in enumerate(nodes):
-                in_pool[i] = await node.query(lambda c, m: tx.txid in m)
-
-        for _ in range(200):
-            await check()
-            if all(in_pool):
-                break
-            await wait_until(lambda: True)
-        assert all(in_pool), in_pool
+        await in_every_mempool(nodes, tx.txid)
 
         before = [_received(n, "block") for n in nodes]
         name = f"b{chain.height(chain.tip) + 1}"
@@ -143,14 +141,7 @@ async def test_partitioned_halves_converge_on_the_most_work_tip_after_healing(
             node.links.heal()
         await all_at(nodes, chain[right_names[-1]].hash, timeout=30)
         await wait_until(lambda: all(len(n.peers()) == 3 for n in nodes), timeout=20)
-        pools = [False] * 4
-        for _ in range(300):
-            for i, node in enumerate(nodes):
-                pools[i] = await node.query(lambda c, m: tx.txid in m)
-            if all(pools):
-                break
-            await wait_until(lambda: True)
-        assert all(pools), pools
+        await in_every_mempool(nodes, tx.txid)
     finally:
         await stop_all(nodes)
 
