@@ -228,6 +228,11 @@ class FakePeer:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def stop_reading(self) -> None:
+        """Leave everything the node sends unread from now on (a stuck or slow peer)."""
+        if self._reader is not None:
+            self._reader.cancel()
+
     @property
     def is_closed(self) -> bool:
         return self.closed.is_set()

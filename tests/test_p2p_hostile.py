@@ -207,3 +207,30 @@ async def test_invalid_block_bans(served: tuple[Node, ChainBuilder]) -> None:
     # A banned address is refused at once when it comes back (loopback bans are per address,
     # so a fresh connection from a new port is a new peer; banning by host is for real IPs).
     assert node.peers() == []
+
+
+async def test_a_peer_that_stops_reading_stalls_nobody_and_is_dropped(tmp_path: Path) -> None:
+    node = await start_node(
+        tmp_path, "target", ping_interval=0.3, ping_timeout=1.0, max_send_bytes=50_000
+    )
+    chain = ChainBuilder()
+    await mine(node, chain, 300)
+    blocks = tuple(InvItem(InvType.BLOCK, chain[n].hash) for n in chain.branch(chain.tip))
+    try:
+        async with FakePeer() as stuck:
+            await stuck.connect(node.listen_address)
+            # Stop reading, then ask for every block, many times over.
+            stuck.stop_reading()
+            for _ in range(20):
+                await stuck.send(GetData(blocks))
+            # Meanwhile an honest peer is served at once.
+            async with FakePeer() as honest:
+                await honest.connect(node.listen_address)
+                await honest.send(GetHeaders((node.params.genesis_hash,), bytes(32)))
+                headers = await honest.wait_for("headers", timeout=3)
+                assert isinstance(headers, Headers) and len(headers.headers) == 300
+                # The stuck one is dropped (its pongs never come), the honest one stays.
+                await wait_until(lambda: len(node.peers()) == 1, timeout=10)
+                await honest.sync_with_ping()
+    finally:
+        await node.stop()
