@@ -1,10 +1,12 @@
-"""``forklab miner search | devices | bench``: the backends from the command line.
+"""``forklab mine`` and ``forklab miner search | devices | bench``: the miner's command line.
 
-``search`` lets anyone check a kernel on any header (``forklab miner search --header HEX
---start N --count N``) and prints JSON; ``devices`` lists what OpenCL sees; ``bench`` measures.
-The commands are registered on an argparse sub-parser by :func:`add_commands`, which the
-``forklab`` command line calls; :func:`main` runs them alone (``python -m miner ...``). Each leaf
-parser sets ``func``, a function of the parsed arguments that returns the exit status.
+``mine`` mines against a running node (:func:`cmd_mine`). ``search`` lets anyone check a kernel
+on any header (``forklab miner search --header HEX --start N --count N``) and prints JSON;
+``devices`` lists what OpenCL sees; ``bench`` measures. The commands are registered on an
+argparse sub-parser by :func:`add_commands` (``mine`` and the ``miner`` group), which the
+``forklab`` command line calls; :func:`main` runs the group alone (``python -m miner ...``).
+Each leaf parser sets ``handler``, a function of the parsed arguments that returns the exit
+status.
 
 Messages for people (fallbacks, tuning progress) go through :mod:`logging` at INFO and WARNING,
 which :func:`main` sends to stderr (a host command line should do the same); results go to
@@ -15,19 +17,38 @@ line and status 1 (130 on Ctrl-C), never a traceback.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import functools
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TypeAlias, cast
 
 from miner.backend import HEADER_SIZE, MAX_TARGET, NONCE_SPACE, BackendUnavailableError
 from miner.benchmark import BenchBackends, run_bench
 from miner.factory import BACKEND_KINDS, BackendKind, open_backend
+from miner.loop import DEFAULT_STATUS_INTERVAL, Miner
 from miner.opencl import list_devices
+from miner.rpc import (
+    Credentials,
+    GbtSource,
+    GetworkSource,
+    NodeRpc,
+    cookie_file_credentials,
+    datadir_credentials,
+    fixed_credentials,
+)
+from miner.source import WorkSource
+from miner.status import JsonReporter, Reporter, TextReporter
+from miner.work import DEFAULT_MESSAGE
+from node import config
+from node.commands.rpc import CLIENT_OPTIONS, add_client_arguments
 from node.core.header import bits_to_target
+from node.core.template import MAX_MESSAGE_SIZE
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -97,7 +118,8 @@ Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def add_commands(subparsers: Subparsers) -> None:
-    """Register the ``miner`` command group on ``subparsers`` (the ``forklab`` command line's)."""
+    """Register ``mine`` and the ``miner`` command group on ``subparsers`` (``forklab``'s)."""
+    add_mine_command(subparsers)
     miner = subparsers.add_parser(
         "miner",
         help="nonce search backends: search, devices, bench",
@@ -256,3 +278,133 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler: Handler = args.handler
     return handler(args)
+
+
+# -- forklab mine
+
+PROTOCOLS = ("auto", "gbt", "getwork")
+INTERACTIVE_STATUS_INTERVAL = 1.0
+
+
+def _interval(text: str) -> float:
+    value = _seconds(text)
+    if value < 0.1:
+        raise argparse.ArgumentTypeError("the status interval is at least 0.1 s")
+    return value
+
+
+def add_mine_command(subparsers: Subparsers) -> None:
+    """Register ``forklab mine`` on ``subparsers``."""
+    mine = subparsers.add_parser(
+        "mine",
+        help="mine blocks against a running node (getblocktemplate or getwork)",
+        description="Mine against a running node: templates from getblocktemplate with long "
+        "polling, coinbases paying --address, blocks submitted with submitblock; or getwork "
+        "units, whose blocks pay the node's own mining address. Stops cleanly on Ctrl-C or "
+        "SIGTERM and prints a summary.",
+    )
+    add_client_arguments(mine)
+    mine.add_argument(
+        "--cookie",
+        type=Path,
+        metavar="FILE",
+        help="the node's cookie file (default: DATADIR/.cookie)",
+    )
+    mine.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="the address your blocks pay (getblocktemplate); without it, getwork mines for "
+        "the node's mining address",
+    )
+    mine.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="auto",
+        help="gbt (getblocktemplate), getwork, or auto: gbt with --address, getwork without",
+    )
+    mine.add_argument("--backend", choices=BACKEND_KINDS, default="auto")
+    _add_device_options(mine)
+    mine.add_argument(
+        "--message",
+        default=DEFAULT_MESSAGE.decode(),
+        metavar="TEXT",
+        help=f"coinbase message (default {DEFAULT_MESSAGE.decode()!r}, at most "
+        f"{MAX_MESSAGE_SIZE} bytes)",
+    )
+    mine.add_argument("--blocks", type=_positive, metavar="N", help="stop after N accepted blocks")
+    mine.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
+    mine.add_argument(
+        "--status-interval",
+        type=_interval,
+        metavar="S",
+        help=f"seconds between status reports (default {INTERACTIVE_STATUS_INTERVAL:g} on a "
+        f"terminal, else {DEFAULT_STATUS_INTERVAL:g})",
+    )
+    mine.set_defaults(handler=cmd_mine)
+
+
+@_guarded
+def cmd_mine(args: argparse.Namespace) -> int:
+    protocol: str = args.protocol
+    if protocol == "auto":
+        protocol = "gbt" if args.address is not None else "getwork"
+    if protocol == "gbt" and args.address is None:
+        return _fail("mine", "--address is required with getblocktemplate: the address to pay")
+    if protocol == "getwork" and args.address is not None:
+        return _fail(
+            "mine",
+            "getwork's blocks pay the node's own mining address, not --address; "
+            "use --protocol gbt to pay an address of yours",
+        )
+    message = args.message.encode()
+    if len(message) > MAX_MESSAGE_SIZE:
+        return _fail("mine", f"the coinbase message is at most {MAX_MESSAGE_SIZE} bytes")
+    cfg = config.load({key: getattr(args, key, None) for key in (*CLIENT_OPTIONS, "config")})
+    credentials: Credentials
+    if cfg.rpc_user is not None and cfg.rpc_password is not None:
+        credentials = fixed_credentials(cfg.rpc_user, cfg.rpc_password)
+    elif args.cookie is not None:
+        credentials = cookie_file_credentials(args.cookie)
+    else:
+        credentials = datadir_credentials(cfg.datadir)
+    rpc = NodeRpc(args.rpc or cfg.rpc_url, credentials, timeout=args.timeout)
+    source: WorkSource = (
+        GbtSource(rpc, args.address, message=message) if protocol == "gbt" else GetworkSource(rpc)
+    )
+    reporter: Reporter = JsonReporter() if args.json else TextReporter()
+    interval = args.status_interval
+    if interval is None:
+        interactive = isinstance(reporter, TextReporter) and reporter.interactive
+        interval = INTERACTIVE_STATUS_INTERVAL if interactive else DEFAULT_STATUS_INTERVAL
+    with open_backend(cast(BackendKind, args.backend), args.device, args.threads) as backend:
+        miner = Miner(source, backend, reporter=reporter, status_interval=interval)
+        try:
+            asyncio.run(_mine(miner, args.blocks))
+        finally:
+            reporter.close()
+    return 0
+
+
+async def _mine(miner: Miner, blocks: int | None) -> None:
+    """Run ``miner`` until its blocks are mined or a signal: the first SIGINT or SIGTERM stops
+    it cleanly, a second one cuts short whatever the stop is waiting for."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+
+    def on_signal() -> None:
+        if miner.stopping:
+            task.cancel()
+        miner.stop()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal)
+    try:
+        await miner.run(blocks=blocks)
+    except asyncio.CancelledError:
+        if not miner.stopping:
+            raise
+    finally:
+        await miner.source.close()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)

@@ -295,10 +295,10 @@ class Miner:
         return None
 
     def _lost(self, error: Exception) -> None:
-        detail = str(error)
-        if detail != self._outage:
-            self._outage = detail
-            self._report(NodeState(False, detail))
+        # Reported once per outage: the retries' own failures only repeat it in other words.
+        if self._outage is None:
+            self._outage = str(error)
+            self._report(NodeState(False, self._outage))
 
     def _back(self) -> None:
         if self._outage is not None:

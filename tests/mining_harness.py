@@ -22,13 +22,16 @@ network's constants are chosen.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import json
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -68,8 +71,9 @@ async def hard_node(tmp_path: Path, name: str = "hard") -> Node:
 
 
 @asynccontextmanager
-async def serve_api(node: Node) -> AsyncIterator[str]:
-    """The node's API on a free loopback port, for ``RPC_USER``/``RPC_PASSWORD``; its URL."""
+async def serve_api(node: Node, port: int = 0) -> AsyncIterator[str]:
+    """The node's API on a loopback port (0: a free one), for ``RPC_USER``/``RPC_PASSWORD``;
+    its URL."""
     ctx = RpcContext(
         node=node,
         registry=build_registry(),
@@ -80,7 +84,7 @@ async def serve_api(node: Node) -> AsyncIterator[str]:
         mining_address=pkh(key("node payee")),
     )
     server = ApiServer(ctx, ApiSettings(Credentials.of((RPC_USER, RPC_PASSWORD))))
-    address = await server.start(Endpoint("127.0.0.1", 0))
+    address = await server.start(Endpoint("127.0.0.1", port))
     try:
         yield f"http://{address.host}:{address.port}"
     finally:
@@ -137,3 +141,67 @@ def stop_process(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
 
 def mine_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "node", "mine", *args]
+
+
+class MinerProcess:
+    """``forklab mine ...`` as a child process of the test's event loop, read line by line as
+    it mines (the node it mines on may live on the same loop). It leads a process group of its
+    own, with its backend's workers, as a command started from a shell does: Ctrl-C is
+    :meth:`signal_group` with SIGINT."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[tuple[float, str]] = []
+        """Every stdout line, with the monotonic time it was read."""
+
+    @classmethod
+    async def start(cls, *args: str, stderr: Path) -> MinerProcess:
+        with stderr.open("ab") as err:
+            proc = await asyncio.create_subprocess_exec(
+                *mine_command(*args),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=err,
+                env=forklab_env(),
+                cwd=REPO,
+                start_new_session=True,
+            )
+        return cls(proc)
+
+    def signal_group(self, signum: int) -> None:
+        os.killpg(self.proc.pid, signum)
+
+    async def next_line(self, timeout: float) -> str:
+        assert self.proc.stdout is not None
+        raw = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        if not raw:
+            raise EOFError("the miner closed its output")
+        line = raw.decode()
+        self.lines.append((time.monotonic(), line))
+        return line
+
+    async def until(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 20.0
+    ) -> tuple[float, dict[str, Any]]:
+        """Read JSON records until one satisfies ``predicate``; it and when it was read."""
+        deadline = time.monotonic() + timeout
+        while True:
+            line = await self.next_line(max(0.01, deadline - time.monotonic()))
+            record = json.loads(line)
+            if predicate(record):
+                return self.lines[-1][0], record
+
+    async def finish(self, timeout: float = 10.0) -> int:
+        """Read the rest of the output and wait for the exit status."""
+        assert self.proc.stdout is not None
+        rest = await asyncio.wait_for(self.proc.stdout.read(), timeout)
+        self.lines += [(time.monotonic(), line + "\n") for line in rest.decode().splitlines()]
+        return await asyncio.wait_for(self.proc.wait(), timeout)
+
+    def records(self) -> list[dict[str, Any]]:
+        return records("".join(line for _, line in self.lines))
+
+    async def kill(self) -> None:
+        """Make sure the process and its workers are gone (a test that failed half-way)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        await self.proc.wait()
