@@ -42,7 +42,7 @@ from node.core.template import (
     TemplateTx,
     coinbase_merkle_branch,
 )
-from node.core.tx import PUBKEY_HASH_SIZE, Transaction
+from node.core.tx import MAX_MONEY, PUBKEY_HASH_SIZE, Transaction
 
 _U32 = 0xFFFFFFFF
 DEFAULT_MESSAGE = b"forklab mine"
@@ -188,7 +188,7 @@ def template_from_gbt(
         raise ValueError(f"a coinbase message is at most {MAX_MESSAGE_SIZE} bytes")
     try:
         txs = tuple(_template_tx(t) for t in obj["transactions"])
-        return BlockTemplate(
+        template = BlockTemplate(
             version=int(obj["version"]),
             prev_hash=hash_from_hex(obj["previousblockhash"]),
             height=int(obj["height"]),
@@ -203,10 +203,18 @@ def template_from_gbt(
             max_size=int(obj["sizelimit"]),
             merkle_branch=coinbase_merkle_branch([t.txid for t in txs]),
         )
+        if not 0 <= template.height <= _U32:
+            raise ValueError(f"height {template.height} is not a block height")
+        if not 0 <= template.coinbase_value <= MAX_MONEY:
+            raise ValueError(f"coinbasevalue {template.coinbase_value} is not an amount")
+        if template.target <= 0:
+            raise ValueError(f"bits {template.bits:#x} encode no target")
+        template.header_for(0, template.cur_time, 0)  # version, time and bits fit a header
     except DecodeError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DecodeError(f"not a block template: {type(exc).__name__}: {exc}") from None
+    return template
 
 
 def _template_tx(obj: Mapping[str, Any]) -> TemplateTx:

@@ -42,11 +42,13 @@ from miner.status import (
     WorkReason,
     status_line,
 )
+from node.chainstate import ChainState
 from node.core.address import encode_address
 from node.core.block import Block
 from node.core.errors import ForklabError
 from node.core.hashing import hash_from_hex, sha256d
 from node.core.header import bits_to_target
+from node.core.mempool import Mempool
 from node.core.params import DEMO, REGTEST, NetworkParams
 from node.core.tx import TxOut, make_coinbase
 from node.node import Node
@@ -78,10 +80,12 @@ def backend() -> Iterator[CpuBackend]:
 
 
 async def block_at(node: Node, height: int) -> Block:
-    def read(chain, _mempool):  # type: ignore[no-untyped-def]
-        return chain.get_block(chain.block_hash_at(height))
+    def read(chain: ChainState, _mempool: Mempool) -> Block | None:
+        block_hash = chain.block_hash_at(height)
+        return None if block_hash is None else chain.get_block(block_hash)
 
-    block: Block = await node.query(read)
+    block = await node.query(read)
+    assert block is not None
     return block
 
 

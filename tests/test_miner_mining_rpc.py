@@ -32,7 +32,6 @@ from miner.rpc import (
     GetworkSource,
     NodeRpc,
     PolledTips,
-    TipWatch,
     datadir_credentials,
     fixed_credentials,
 )
@@ -168,10 +167,9 @@ async def test_getwork_uses_the_event_stream_when_the_node_serves_one(node: Node
     source = GetworkSource(rpc(node))
     try:
         await source.start()
-        assert isinstance(source.tips, EventStreamTips)
-        watch: TipWatch = source.tips
-        tip = hash_from_hex(node.call("getbestblockhash"))
-        assert watch.tip == tip  # from the stream's hello
+        watch = source.tips
+        assert isinstance(watch, EventStreamTips)
+        assert watch.tip == hash_from_hex(node.call("getbestblockhash"))  # from its hello
     finally:
         await source.close()
 
