@@ -22,10 +22,11 @@ its hash power and *does* the work:
 When its node is unreachable (killed, restarting) the miner keeps its schedule, logs the outage
 once, and re-reads the node's cookie when it comes back (a restarted node writes a new one).
 
-**Replacing the inner loop.** Only :func:`solve` touches the nonce space, through the
-``Backend.search(header, target, start, count)`` interface of :mod:`miner.backend`. A miner
-that mines in-process against a :class:`~node.node.Node` (or through ``forklab mine``) replaces
-steps 2 and 3 and keeps the pacing: :class:`Pacer` is all the devnet needs from it.
+**The inner loop is the miner's.** :func:`solve` hands the template to
+:func:`miner.search.search_work`, the loop ``forklab mine`` runs on its worker thread (ranges
+sized for the backend, extranonce rolled when a coinbase's 2^32 nonces are spent), and the
+template is read by :func:`miner.work.template_from_gbt`. What the devnet adds is the pacing
+(:class:`Pacer`) and one block at a time; ``forklab mine`` mines flat out instead.
 
 What this module does not do: decide shares (the devnet divides them), or choose transactions
 (the node's template does).
@@ -43,23 +44,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
-from miner import NONCE_SPACE, Backend, open_backend
+from miner import Backend, open_backend
 from miner.factory import BackendKind
+from miner.search import MIN_CHUNK, chunk_size, search_work  # noqa: F401 (names the tests use)
+from miner.work import TemplateWork
+from miner.work import template_from_gbt as template_from_json
 from node.core.address import decode_address
 from node.core.block import Block
 from node.core.errors import AddressError, DecodeError, ForklabError
-from node.core.hashing import hash_from_hex
 from node.core.params import NetworkParams, params_for
-from node.core.template import (
-    MAX_EXTRANONCE,
-    MAX_MESSAGE_SIZE,
-    BlockTemplate,
-    TemplateTx,
-    coinbase_merkle_branch,
-)
-from node.core.tx import Transaction
+from node.core.template import MAX_MESSAGE_SIZE, BlockTemplate
 from node.devnet import wallets
 from node.rpc.auth import AuthError
 from node.rpc.client import RpcCallError, RpcClient, RpcConnectionError
@@ -68,8 +63,6 @@ from node.rpc.errors import RpcCode
 log = logging.getLogger("forklab.devnet.miner")
 
 READY_PREFIX = "forklab devnet miner ready:"
-MIN_CHUNK = 1024
-"""Fewest nonces searched per backend call: on regtest a block needs about two."""
 STALE_CHECK_EVERY = 0.5
 """Seconds of searching between two checks that the tip has not moved."""
 RETRY_SECONDS = 1.0
@@ -108,46 +101,6 @@ class Pacer:
         return self._rng.expovariate(1.0 / self.interval)
 
 
-def template_from_json(
-    obj: dict[str, Any], payout_pubkey_hash: bytes, message: bytes
-) -> BlockTemplate:
-    """A :class:`BlockTemplate` from a ``getblocktemplate`` answer, paying ``payout_pubkey_hash``.
-
-    DecodeError (or ValueError) for a template that does not describe a block.
-    """
-    txs = tuple(
-        TemplateTx(
-            Transaction.deserialize(bytes.fromhex(t["data"])),
-            int(t["fee"]),
-            tuple(int(d) for d in t["depends"]),
-        )
-        for t in obj["transactions"]
-    )
-    fees = sum(t.fee for t in txs)
-    return BlockTemplate(
-        version=int(obj["version"]),
-        prev_hash=hash_from_hex(obj["previousblockhash"]),
-        height=int(obj["height"]),
-        bits=int(obj["bits"], 16),
-        min_time=int(obj["mintime"]),
-        cur_time=max(int(obj["curtime"]), int(obj["mintime"])),
-        payout_pubkey_hash=payout_pubkey_hash,
-        message=message[:MAX_MESSAGE_SIZE],
-        transactions=txs,
-        fees=fees,
-        coinbase_value=int(obj["coinbasevalue"]),
-        max_size=int(obj["sizelimit"]),
-        merkle_branch=coinbase_merkle_branch([t.txid for t in txs]),
-    )
-
-
-def chunk_size(target: int, preferred: int) -> int:
-    """Nonces per backend call: about four blocks' worth of expected hashes, within the
-    backend's preferred range, so an easy target is not searched far past its first hit."""
-    expected = (1 << 256) // (target + 1)
-    return max(MIN_CHUNK, min(preferred, 4 * expected))
-
-
 def solve(
     template: BlockTemplate,
     backend: Backend,
@@ -157,23 +110,19 @@ def solve(
 ) -> Block | None:
     """Search ``template`` for a block; None if ``stale()`` says the work is out of date.
 
-    Rolls the extranonce when the 2^32 header nonces of one coinbase are spent.
+    ``stale`` is asked at most every STALE_CHECK_EVERY seconds (it costs the node a call).
     """
-    target = template.target
-    count = chunk_size(target, backend.preferred_count)
     checked = time.monotonic()
-    while extranonce <= MAX_EXTRANONCE:
-        header = template.header_for(extranonce, template.cur_time, 0).serialize()
-        for start in range(0, NONCE_SPACE, count):
-            found = backend.search(header, target, start, min(count, NONCE_SPACE - start))
-            if found:
-                return template.block_for(extranonce, template.cur_time, found[0].nonce)
-            if time.monotonic() - checked >= STALE_CHECK_EVERY:
-                checked = time.monotonic()
-                if stale():
-                    return None
-        extranonce += 1
-    return None
+
+    def stop() -> bool:
+        nonlocal checked
+        if time.monotonic() - checked < STALE_CHECK_EVERY:
+            return False
+        checked = time.monotonic()
+        return stale()
+
+    result = search_work(TemplateWork(template), backend, stop=stop, first_roll=extranonce)
+    return None if result.solution is None else result.solution.block
 
 
 class PacedMiner:
