@@ -14,13 +14,21 @@ tuning              measuring a device once and remembering the best configurati
 opencl_backend      :class:`OpenCLBackend`: the kernel as a backend
 factory             :func:`open_backend`: auto/opencl/cpu, with the CPU fallback
 rates               hashrates, the machine's SHA-256 figure, SI units
-cli                 ``forklab miner search | devices | bench``
+work                units of work from a node: headers to search, extranonce rolls, solutions
+search              the inner loop: one unit searched in backend-sized ranges until stopped
+source              the interface the mining loop drives: work, news of a new tip, submission
+rpc                 sources over a node's API: getblocktemplate with long polling, getwork
+inprocess           a source that is a :class:`~node.node.Node` in the same process
+loop                :class:`~miner.loop.Miner`: the mining loop (stale work, outages, stops)
+status              what the miner reports: a live status line, or JSON lines
+cli                 ``forklab mine`` and ``forklab miner search | devices | bench``
 ==================  ==========================================================================
 
-Mining against a node (templates, RPC, submitting blocks) is not here yet; it will drive a
-:class:`Backend` through :meth:`Backend.search` over ranges of :attr:`Backend.preferred_count`.
-Importing this package never imports pyopencl: CPU-only use and the CPU worker processes stay
-light, and a machine without OpenCL can still import everything.
+Mining against a node drives a :class:`Backend` through :meth:`Backend.search` over ranges of
+about :attr:`Backend.preferred_count` nonces, on a worker thread, so that new work is picked up
+between two calls. Importing this package imports neither pyopencl nor aiohttp nor any of the
+node beyond its consensus core: CPU-only use and the CPU worker processes stay light, and a
+machine without OpenCL can still import everything.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TypeAlias, cast
 
@@ -308,7 +309,7 @@ def add_mine_command(subparsers: Subparsers) -> None:
         "--cookie",
         type=Path,
         metavar="FILE",
-        help="the node's cookie file (default: DATADIR/.cookie)",
+        help="the node's cookie file (default: .cookie in the data directory)",
     )
     mine.add_argument(
         "--address",
@@ -380,9 +381,16 @@ def cmd_mine(args: argparse.Namespace) -> int:
         miner = Miner(source, backend, reporter=reporter, status_interval=interval)
         try:
             asyncio.run(_mine(miner, args.blocks))
+        except BrokenProcessPool:
+            return _fail_run("a CPU worker process died (out of memory?)")
         finally:
             reporter.close()
     return 0
+
+
+def _fail_run(message: str) -> int:
+    print(f"forklab mine: error: {message}", file=sys.stderr)
+    return 1
 
 
 async def _mine(miner: Miner, blocks: int | None) -> None:

@@ -183,7 +183,7 @@ def node_errors() -> Iterator[None]:
         raise
 
 
-async def _check_node(rpc: NodeRpc, method: str, *params: Any) -> str:
+async def _check_node(rpc: NodeRpc, method: str, *params: Any, hint: str = "") -> str:
     """The node's network, once it has shown it offers ``method``.
 
     ForklabError ends the run: credentials refused, a node that is not forklab's, one that
@@ -202,7 +202,7 @@ async def _check_node(rpc: NodeRpc, method: str, *params: Any) -> str:
         raise
     except RpcCallError as exc:
         if exc.code == RpcCode.METHOD_NOT_FOUND:
-            raise ForklabError(f"the node at {rpc.url} does not offer {method}") from None
+            raise ForklabError(f"the node at {rpc.url} does not offer {method}{hint}") from None
         raise ForklabError(f"the node at {rpc.url} refused {method}: {exc.message}") from None
     try:
         network = str(info["chain"])
@@ -222,7 +222,12 @@ class GbtSource(WorkSource):
         self._payout: bytes | None = None
 
     async def start(self) -> SourceInfo:
-        network = await _check_node(self.rpc, "getblocktemplate", {"mode": "template"})
+        network = await _check_node(
+            self.rpc,
+            "getblocktemplate",
+            {"mode": "template"},
+            hint="; mine with getwork instead (without --address: its blocks pay the node)",
+        )
         try:
             self._payout = decode_address(self.address, params_for(network).address_version)
         except AddressError as exc:
