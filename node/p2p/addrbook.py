@@ -129,6 +129,16 @@ class AddressBook:
         self._rng.shuffle(others)
         return persistent + others
 
+    def next_try(self, now: float, exclude: set[str]) -> float | None:
+        """The earliest time after ``now`` an address not in ``exclude`` may be dialled again
+        (None: no address is waiting out a backoff)."""
+        times = [
+            e.next_try
+            for e in self._entries.values()
+            if e.next_try > now and e.address not in exclude and not self.is_banned(e.address, now)
+        ]
+        return min(times, default=None)
+
     def sample(self, count: int) -> list[AddressInfo]:
         """Up to ``count`` addresses to answer a getaddr with."""
         entries = list(self._entries.values())

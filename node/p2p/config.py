@@ -52,6 +52,8 @@ class P2PConfig:
     tick: float = 0.1
     """Period of the maintenance task: dialling, pings, request timeouts, and the batching of
     transaction announcements (each peer gets at most one inv of transactions per tick)."""
+    idle_tick: float = 60.0
+    """Longest the maintenance task sleeps when nothing is due (it wakes for new work)."""
     headers_poll_interval: float = 60.0
     """Each peer is asked for headers this often, so announcements lost on a broken link
     (a silent partition that healed) cannot leave a node behind for good."""

@@ -130,6 +130,7 @@ class PeerManager:
         self._tasks: set[asyncio.Future[Any]] = set()
         self._maintenance: asyncio.Future[None] | None = None
         self._stopping = False
+        self._wake = asyncio.Event()
         self._handlers: dict[type[Message], Handler] = {
             Ping: self._on_ping,
             Pong: self._on_pong,
@@ -173,15 +174,14 @@ class PeerManager:
             self._maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._maintenance
-        # Peers first: a server waits for its open connections before it stops listening.
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
         for peer in list(self.peers.values()):
             peer.close("shutting down")
         for peer in list(self.peers.values()):
             with contextlib.suppress(TimeoutError):
                 await with_timeout(self.clock, 5.0, peer.wait_closed())
-        if self._listener is not None:
-            await self._listener.close()
-            self._listener = None
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -219,6 +219,7 @@ class PeerManager:
         """Keep a connection to ``address`` (bitcoind's ``addnode ADDR add``)."""
         self.addrbook.add(address, int(self.clock.time()), persistent=True)
         self.addrbook.reset_backoff([address])
+        self.wake()
 
     def remove_node(self, address: str) -> bool:
         known = address in self.addrbook
@@ -244,6 +245,7 @@ class PeerManager:
                 peer.close("network disabled")
         else:
             self.addrbook.reset_backoff()
+        self.wake()
 
     def ban(self, address: str, seconds: float | None = None) -> str:
         seconds = self.config.ban_seconds if seconds is None else seconds
@@ -267,6 +269,7 @@ class PeerManager:
             if self.links.is_blocked(peer.names):
                 peer.close("link blocked by policy")
         self.addrbook.reset_backoff()
+        self.wake()
 
     # ----------------------------------------------------------------------------- connections
 
@@ -452,6 +455,7 @@ class PeerManager:
             peer.send(GetAddr())
         self.sync.peer_ready(peer)
         peer.ping_sent_at = now - self.config.ping_interval  # ping at the next tick
+        self.wake()
         self.bus.publish(
             PeerConnected(peer.id, peer.address, peer.inbound, peer.version.user_agent)
         )
@@ -463,6 +467,7 @@ class PeerManager:
         self._limits.pop(peer.id, None)
         self.sync.peer_gone(peer)
         self.relay.peer_gone(peer)
+        self.wake()
         if peer.dialed is not None and not self._stopping:
             # Not a failure to count up, but do not redial in the same breath either.
             self.addrbook.mark_failed(peer.dialed, self.clock.monotonic())
@@ -599,6 +604,11 @@ class PeerManager:
 
     # ----------------------------------------------------------------------------- maintenance
 
+    def wake(self) -> None:
+        """New work (an announcement to batch, a request to time, a peer to dial): let the
+        maintenance task look now instead of at its next deadline."""
+        self._wake.set()
+
     async def _maintain(self) -> None:
         while True:
             try:
@@ -607,7 +617,46 @@ class PeerManager:
                 raise
             except Exception:
                 log.exception("maintenance failed")
-            await self.clock.sleep(self.config.tick)
+            delay = self._next_due() - self.clock.monotonic()
+            self._wake.clear()
+            if delay <= self.config.tick:
+                await self.clock.sleep(self.config.tick)
+            else:
+                # Idle: sleep until the next deadline, unless woken by new work. A simulated
+                # node thus costs nothing between events, however long the virtual hour.
+                with contextlib.suppress(TimeoutError):
+                    await with_timeout(self.clock, delay, self._wake.wait())
+
+    def _next_due(self) -> float:
+        """When the maintenance task next has something to do (monotonic time)."""
+        c = self.config
+        now = self.clock.monotonic()
+        if self.sync.in_flight or self.backend.tip.syncing or self._dialing:
+            return now
+        due = now + c.idle_tick
+        for peer in self.peers.values():
+            if not peer.handshake_done or peer.closing:
+                continue
+            if peer.has_pending_inv or peer.txs_in_flight or peer.blocks_in_flight:
+                return now
+            pong_due = c.ping_timeout if peer.ping_nonce is not None else c.ping_interval
+            due = min(
+                due, peer.ping_sent_at + pong_due, peer.headers_polled_at + c.headers_poll_interval
+            )
+        if self.network_active:
+            outbound = sum(1 for p in self.peers.values() if not p.inbound)
+            if outbound < c.max_outbound:
+                exclude = self._outbound_addresses()
+                ready = self.addrbook.candidates(now, exclude)
+                if any(not self.links.is_blocked([a]) for a in ready):
+                    return now
+                next_try = self.addrbook.next_try(now, exclude)
+                if next_try is not None:
+                    due = min(due, next_try)
+        oldest = self.relay.orphans.oldest()
+        if oldest is not None:
+            due = min(due, oldest + self.relay.orphans.expiry)
+        return due
 
     async def _tick(self) -> None:
         now = self.clock.monotonic()

@@ -79,6 +79,11 @@ class OrphanPool:
         children = self._by_parent.get(parent_txid, {})
         return [self._orphans[txid] for txid in children if txid in self._orphans]
 
+    def oldest(self) -> float | None:
+        """Arrival time of the oldest orphan (they are kept in arrival order)."""
+        first = next(iter(self._orphans.values()), None)
+        return first.added if first is not None else None
+
     def expire(self, now: float) -> int:
         old = [txid for txid, o in self._orphans.items() if now - o.added > self.expiry]
         for txid in old:

@@ -275,6 +275,10 @@ class Peer:
         if now:
             self.flush_inv()
 
+    @property
+    def has_pending_inv(self) -> bool:
+        return bool(self._pending_inv)
+
     def flush_inv(self) -> None:
         if not self._pending_inv or self._closing:
             return

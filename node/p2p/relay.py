@@ -96,6 +96,7 @@ class TxRelay:
             room -= 1
         if to_fetch:
             peer.send(GetData(tuple(to_fetch)))
+            self.manager.wake()
 
     def request_failed(self, txid: bytes, peer: Peer) -> None:
         """``peer`` will not deliver ``txid``: ask the next peer that announced it."""
@@ -203,6 +204,7 @@ class TxRelay:
         for peer in self.manager.active_peers():
             if peer is not source:
                 peer.queue_inv(InvItem(InvType.TX, tx.txid))
+        self.manager.wake()
 
     # -- upkeep
 

@@ -220,6 +220,7 @@ class BlockSync:
             items.append(InvItem(InvType.CMPCT_BLOCK if compact else InvType.BLOCK, block_hash))
         if items:
             peer.send(GetData(tuple(items)))
+            self.manager.wake()
 
     def request_done(self, block_hash: bytes, peer: Peer | None) -> None:
         owner = self._requests.pop(block_hash, None)

@@ -29,6 +29,8 @@ from node.runtime import AcceptCallback, Connection, ConnectionClosed, Transport
 P2P_PATH = "/p2p"
 CONNECT_TIMEOUT = 5.0
 HEARTBEAT = 30.0
+CLOSE_TIMEOUT = 1.0
+"""Seconds a closing connection waits for the peer's close frame before dropping the socket."""
 SHUTDOWN_TIMEOUT = 2.0
 """Seconds a closing listener waits for its connections' handlers to finish."""
 
@@ -128,16 +130,33 @@ class WebSocketConnection:
 
 
 class WebSocketListener:
-    def __init__(self, runner: web.AppRunner, address: str) -> None:
-        self._runner = runner
-        self._address = address
+    """A listening socket and the connections it accepted."""
+
+    def __init__(self) -> None:
+        self._runner: web.AppRunner | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._address = ""
+        self.connections: set[WebSocketConnection] = set()
+        self.closing = False
 
     @property
     def address(self) -> str:
         return self._address
 
     async def close(self) -> None:
-        await self._runner.cleanup()
+        """Stop accepting at the socket, close what was accepted, then stop the server.
+
+        In that order: aiohttp's clean-up waits for open connections, and a connection that
+        arrives while it runs can outlive it.
+        """
+        self.closing = True
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            await conn.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
 
 
 class WebSocketTransport:
@@ -160,6 +179,8 @@ class WebSocketTransport:
     async def listen(self, address: str, accept: AcceptCallback) -> WebSocketListener:
         host, port = split_address(address)
 
+        listener = WebSocketListener()
+
         async def handler(request: web.Request) -> web.StreamResponse:
             ws = web.WebSocketResponse(
                 max_msg_size=self.max_frame, heartbeat=self.heartbeat, compress=False
@@ -168,13 +189,22 @@ class WebSocketTransport:
             peername = request.transport.get_extra_info("peername") if request.transport else None
             remote = _format_address(peername) if peername else "unknown:0"
             conn = WebSocketConnection(ws, remote, self.max_frame)
-            self._open.add(conn)
+            listener.connections.add(conn)
             try:
-                await accept(conn)
-                await conn.wait_closed()
+                if not listener.closing:
+                    await accept(conn)
+                    await conn.wait_closed()
             finally:
-                self._open.discard(conn)
-                await conn.close()
+                listener.connections.discard(conn)
+                # A server shutting down cancels this handler; the close must still happen,
+                # and quickly, or the socket outlives the listener.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(conn.close(), CLOSE_TIMEOUT)
+                # An upgraded connection never serves HTTP again; release the socket now
+                # rather than trusting the server's keep-alive bookkeeping to (it does not
+                # always, when the client closed first).
+                if request.transport is not None:
+                    request.transport.close()
             return ws
 
         app = web.Application()
@@ -193,7 +223,7 @@ class WebSocketTransport:
         server = site._server
         if server is not None and getattr(server, "sockets", None):
             bound = _format_address(server.sockets[0].getsockname())  # type: ignore[attr-defined]
-        listener = WebSocketListener(runner, bound)
+        listener._runner, listener._server, listener._address = runner, server, bound
         self._listeners.append(listener)
         return listener
 
