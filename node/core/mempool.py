@@ -38,6 +38,8 @@ totals stay exact because the pool only ever removes a transaction that has no i
 (eviction and conflicts remove whole subtrees, leaves first) or no in-pool parents (a block
 confirms parents before children). Bitcoin Core's chain limits (25 ancestors, 25 descendants,
 101 kB either way) keep every walk over relatives short, whatever a sender chains together.
+That bookkeeping, and the eviction heap, live in :mod:`node.core.mempool_graph`; this module
+holds the rules and the entry points.
 
 **Eviction.** The pool holds at most ``max_bytes`` of encoded transactions. Entries are ranked by
 Bitcoin Core's *descendant score*: the higher of their own fee rate and the fee rate of
@@ -69,8 +71,6 @@ entry time if it wants one recorded.
 
 from __future__ import annotations
 
-import enum
-import heapq
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -78,11 +78,30 @@ from fractions import Fraction
 from node.core.block import MAX_BLOCK_SIZE, Block
 from node.core.errors import ErrorCode, InternalError, RuleError
 from node.core.hashing import hash_hex
+from node.core.mempool_graph import MempoolEntry, PoolGraph, PoolNode, Removal, RemovalReason
 from node.core.params import NetworkParams
 from node.core.sigcache import SignatureCache
 from node.core.tx import MAX_MONEY, OutPoint, Transaction
 from node.core.utxo import Coin, UtxoView
 from node.core.validation import check_transaction, check_tx_inputs
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MIN_FEE_RATE",
+    "MAX_ANCESTORS",
+    "MAX_DESCENDANTS",
+    "MAX_PACKAGE_SIZE",
+    "MAX_STANDARD_TX_SIZE",
+    "MEMPOOL_HEIGHT",
+    "Mempool",
+    "MempoolEntry",
+    "MempoolView",
+    "Relatives",
+    "Removal",
+    "RemovalReason",
+    "ReorgResult",
+    "is_final",
+]
 
 DEFAULT_MIN_FEE_RATE = 1
 """Units per byte a transaction must pay to enter (Bitcoin's default, 1 satoshi per vbyte).
@@ -122,58 +141,6 @@ Only a coinbase's height matters to the rules (maturity), and the pool never hol
 """
 
 
-class RemovalReason(enum.Enum):
-    """Why a transaction left the pool (Bitcoin Core's ``MemPoolRemovalReason`` names)."""
-
-    BLOCK = "block"
-    """Confirmed by a connected block."""
-    CONFLICT = "conflict"
-    """A connected block spent one of its inputs (or an ancestor's) with another transaction."""
-    SIZELIMIT = "sizelimit"
-    """Evicted to make room for transactions paying a higher fee rate."""
-    REORG = "reorg"
-    """No longer valid after the chain changed: an input gone, an immature coinbase, non-final."""
-
-
-@dataclass(frozen=True)
-class Removal:
-    tx: Transaction
-    reason: RemovalReason
-    detail: str = ""
-
-    @property
-    def txid(self) -> bytes:
-        return self.tx.txid
-
-
-@dataclass(frozen=True)
-class MempoolEntry:
-    """A transaction in the pool and the facts fixed when it entered."""
-
-    tx: Transaction
-    fee: int
-    """Inputs minus outputs, in units."""
-    time: int
-    """The entry time the caller passed (0 if none): the pool itself reads no clock."""
-    height: int
-    """The chain height when it entered (the tip's, one below the block it was checked for)."""
-    sequence: int
-    """Order of admission, unique; iteration order of the pool. Renumbered after a reorg."""
-
-    @property
-    def txid(self) -> bytes:
-        return self.tx.txid
-
-    @property
-    def size(self) -> int:
-        return self.tx.size
-
-    @property
-    def fee_rate(self) -> Fraction:
-        """Units per byte, exactly."""
-        return Fraction(self.fee, self.tx.size)
-
-
 @dataclass(frozen=True)
 class Relatives:
     """An entry's place among unconfirmed transactions (``getrawmempool`` verbose fields).
@@ -206,49 +173,6 @@ class ReorgResult:
     """Transactions the pool held before that are gone now."""
 
 
-class _Node:
-    """An entry plus the mutable graph bookkeeping the pool keeps for it."""
-
-    __slots__ = (
-        "anc_count",
-        "anc_fee",
-        "anc_size",
-        "children",
-        "desc_count",
-        "desc_fee",
-        "desc_size",
-        "entry",
-        "parents",
-        "version",
-    )
-
-    def __init__(self, entry: MempoolEntry, parents: set[bytes]) -> None:
-        self.entry = entry
-        self.parents = parents
-        self.children: set[bytes] = set()
-        size, fee = entry.tx.size, entry.fee
-        self.anc_count, self.anc_size, self.anc_fee = 1, size, fee
-        self.desc_count, self.desc_size, self.desc_fee = 1, size, fee
-        # Set from the pool's counter whenever the descendant totals change: eviction heap
-        # records of another version are stale and skipped. A pool-wide counter, so a record
-        # left by an earlier stay of the same txid can never pass for a current one.
-        self.version = 0
-
-    @property
-    def txid(self) -> bytes:
-        return self.entry.tx.txid
-
-    def descendant_score(self) -> Fraction:
-        """The higher of its own fee rate and its package-with-descendants fee rate."""
-        own = Fraction(self.entry.fee, self.entry.tx.size)
-        return max(own, Fraction(self.desc_fee, self.desc_size))
-
-
-# (descendant score, -sequence, txid, version): the lowest score first and, among equals, the
-# newest first, so the first seen is the last evicted.
-_HeapRecord = tuple[Fraction, int, bytes, int]
-
-
 class Mempool:
     """Unconfirmed transactions, admitted by policy, bounded in bytes.
 
@@ -271,42 +195,35 @@ class Mempool:
         self.max_bytes = max_bytes
         self.min_fee_rate = min_fee_rate
         self._on_removed = on_removed
-        self._nodes: dict[bytes, _Node] = {}
-        self._spenders: dict[OutPoint, bytes] = {}
-        self._bytes = 0
-        self._fees = 0
-        self._heap: list[_HeapRecord] = []
-        self._next_sequence = 0
-        self._next_version = 0
-        self._revision = 0
+        self._graph = PoolGraph()
 
     # -- reading
 
     def __len__(self) -> int:
-        return len(self._nodes)
+        return len(self._graph.nodes)
 
     def __contains__(self, txid: object) -> bool:
-        return txid in self._nodes
+        return txid in self._graph.nodes
 
     def __iter__(self) -> Iterator[MempoolEntry]:
         """Entries in admission order, which is also a valid order for a block (parents first)."""
-        return (node.entry for node in list(self._nodes.values()))
+        return (node.entry for node in list(self._graph.nodes.values()))
 
     def get(self, txid: bytes) -> MempoolEntry | None:
-        node = self._nodes.get(txid)
+        node = self._graph.nodes.get(txid)
         return node.entry if node is not None else None
 
     def entries(self) -> tuple[MempoolEntry, ...]:
         """Every entry, parents before children (admission order)."""
-        return tuple(node.entry for node in self._nodes.values())
+        return tuple(node.entry for node in self._graph.nodes.values())
 
     def spender_of(self, outpoint: OutPoint) -> bytes | None:
         """The txid of the pool transaction spending ``outpoint``, if any."""
-        return self._spenders.get(outpoint)
+        return self._graph.spenders.get(outpoint)
 
     def relatives(self, txid: bytes) -> Relatives:
         """Parents, children and package totals of an entry; KeyError if it is not here."""
-        node = self._nodes[txid]
+        node = self._graph.nodes[txid]
         return Relatives(
             parents=frozenset(node.parents),
             children=frozenset(node.children),
@@ -321,16 +238,16 @@ class Mempool:
     @property
     def total_bytes(self) -> int:
         """Encoded bytes of every transaction held."""
-        return self._bytes
+        return self._graph.bytes
 
     @property
     def total_fees(self) -> int:
-        return self._fees
+        return self._graph.fees
 
     @property
     def revision(self) -> int:
         """A counter that changes whenever the contents do (for long polling a template)."""
-        return self._revision
+        return self._graph.revision
 
     # -- admission
 
@@ -360,10 +277,10 @@ class Mempool:
         )
         removed: list[Removal] = []
         for root in evict:
-            removed += self._remove_subtree(
+            removed += self._graph.remove_subtree(
                 root, RemovalReason.SIZELIMIT, f"displaced by {tx.txid_hex}"
             )
-        self._insert(node)
+        self._graph.insert(node)
         self._report(removed)
         return node.entry
 
@@ -376,7 +293,7 @@ class Mempool:
         sig_cache: SignatureCache | None,
         entry_time: int,
         enforce_limits: bool,
-    ) -> tuple[_Node, list[_Node]]:
+    ) -> tuple[PoolNode, list[PoolNode]]:
         """Every admission rule; returns the node to insert and the subtrees to evict first.
 
         Changes nothing, so a refusal leaves the pool exactly as it was.
@@ -386,7 +303,7 @@ class Mempool:
             raise RuleError(
                 ErrorCode.COINBASE, f"{tx.txid_hex} is a coinbase, which only a block can hold"
             )
-        if txid in self._nodes:
+        if txid in self._graph.nodes:
             raise RuleError(ErrorCode.TXN_ALREADY_IN_MEMPOOL, tx.txid_hex)
         check_transaction(tx)
         if tx.size > MAX_STANDARD_TX_SIZE:
@@ -401,7 +318,7 @@ class Mempool:
                 f"the next block is {next_height}",
             )
         for n, txin in enumerate(tx.inputs):
-            spender = self._spenders.get(txin.prevout)
+            spender = self._graph.spenders.get(txin.prevout)
             if spender is not None:
                 raise RuleError(
                     ErrorCode.TXN_MEMPOOL_CONFLICT,
@@ -419,7 +336,7 @@ class Mempool:
             # Spendable inputs, yet a pool transaction already spends its outputs: possible only
             # if a block was disconnected and readd_disconnected() was not called.
             for index in range(len(tx.outputs)):
-                if OutPoint(txid, index) in self._spenders:
+                if OutPoint(txid, index) in self._graph.spenders:
                     raise InternalError(
                         f"{tx.txid_hex} arrives after a pool transaction spending it: call "
                         "readd_disconnected() when blocks are disconnected"
@@ -431,21 +348,23 @@ class Mempool:
             fee_hint = value_in - tx.total_out()
             if fee_hint >= 0 and value_in <= MAX_MONEY:
                 self._check_fee_rate(tx, fee_hint)
-        parents = {txin.prevout.txid for txin in tx.inputs if txin.prevout.txid in self._nodes}
+        parents = {
+            txin.prevout.txid for txin in tx.inputs if txin.prevout.txid in self._graph.nodes
+        }
         self._check_chain_limits(tx, parents)
         fee = check_tx_inputs(tx, view, next_height, self.params, sig_cache=sig_cache)
 
-        entry = MempoolEntry(tx, fee, entry_time, next_height - 1, self._next_sequence)
-        node = _Node(entry, parents)
-        evict: list[_Node] = []
+        entry = MempoolEntry(tx, fee, entry_time, next_height - 1, self._graph.next_sequence)
+        node = PoolNode(entry, parents)
+        evict: list[PoolNode] = []
         if enforce_limits:
             self._check_fee_rate(tx, fee)
-            evict = self._plan_eviction(node)
+            evict = self._graph.plan_eviction(node, self.max_bytes, self.min_fee_rate)
         return node, evict
 
     def _check_chain_limits(self, tx: Transaction, parents: set[bytes]) -> None:
         """Refuse a transaction that would make an unconfirmed chain too long or too large."""
-        ancestors = self._ancestors_of(parents)
+        ancestors = self._graph.ancestors_of(parents)
         size = tx.size
         if len(ancestors) + 1 > MAX_ANCESTORS:
             raise RuleError(
@@ -478,79 +397,23 @@ class Mempool:
                 f"({self.min_fee_rate} per byte) is needed",
             )
 
-    def _plan_eviction(self, node: _Node) -> list[_Node]:
-        """The subtrees to evict so ``node`` fits, or RuleError ``mempool-full``.
-
-        Bitcoin Core inserts first and then evicts by descendant score until the pool fits,
-        refusing the newcomer if it is evicted itself. This decides the same without changing
-        anything: the newcomer would go first if it, or one of its ancestors with it as a new
-        descendant, scored lowest. Ancestors are never evicted for it (that would evict it);
-        their score with the newcomer counts instead, so a child may pay for its parent to stay.
-        Popped heap records are pushed back whatever happens.
-        """
-        entry = node.entry
-        needed = self._bytes + entry.size - self.max_bytes
-        if needed <= 0:
-            return []
-        if entry.size > self.max_bytes:
-            raise RuleError(
-                ErrorCode.MEMPOOL_FULL, f"{entry.size} bytes is more than the whole pool holds"
-            )
-        ancestors = self._ancestors_of(node.parents)
-        # The lowest descendant score among the newcomer and its ancestors once it is in.
-        guard = entry.fee_rate
-        for ancestor in ancestors:
-            with_newcomer = Fraction(ancestor.desc_fee + entry.fee, ancestor.desc_size + entry.size)
-            guard = min(guard, max(ancestor.entry.fee_rate, with_newcomer))
-        protected = {ancestor.txid for ancestor in ancestors}
-        popped: list[_HeapRecord] = []
-        planned: set[bytes] = set()
-        roots: list[_Node] = []
-        freed = 0
-        try:
-            while freed < needed:
-                record = self._pop_valid()
-                if record is None:
-                    raise RuleError(ErrorCode.MEMPOOL_FULL, "its own ancestors fill the pool")
-                popped.append(record)
-                score, _, txid, _ = record
-                if txid in planned or txid in protected:
-                    continue
-                if guard <= score or guard < score + self.min_fee_rate:
-                    raise RuleError(
-                        ErrorCode.MEMPOOL_FULL,
-                        f"fee rate {float(guard):.3f} per byte (with its unconfirmed "
-                        f"ancestors) does not beat {float(score):.3f} + {self.min_fee_rate} "
-                        "of what it would displace",
-                    )
-                victim = self._nodes[txid]
-                roots.append(victim)
-                for member in [victim, *self._descendants_of(victim)]:
-                    if member.txid not in planned:
-                        planned.add(member.txid)
-                        freed += member.entry.size
-        finally:
-            for record in popped:
-                heapq.heappush(self._heap, record)
-        return roots
-
     # -- blocks and reorganisations
 
     def remove_for_block(self, block: Block) -> tuple[Removal, ...]:
         """Remove a connected block's transactions and whatever conflicts with them."""
         removed: list[Removal] = []
         for tx in block.transactions:
-            node = self._nodes.get(tx.txid)
+            node = self._graph.nodes.get(tx.txid)
             if node is not None:
-                removed += self._confirm(node, block)
+                removed += self._graph.confirm(node, block)
         for tx in block.transactions:
             if tx.is_coinbase():
                 continue
             for txin in tx.inputs:
-                spender = self._spenders.get(txin.prevout)
+                spender = self._graph.spenders.get(txin.prevout)
                 if spender is not None:
-                    removed += self._remove_subtree(
-                        self._nodes[spender],
+                    removed += self._graph.remove_subtree(
+                        self._graph.nodes[spender],
                         RemovalReason.CONFLICT,
                         f"{txin.prevout} was spent by {tx.txid_hex} in block {block.hash_hex}",
                     )
@@ -576,11 +439,11 @@ class Mempool:
         trimmed back to size. The chain limits still hold: an entry that would break them now
         is dropped.
         """
-        old = list(self._nodes.values())
-        self._clear()
-        readded: list[_Node] = []
+        old = list(self._graph.nodes.values())
+        self._graph.clear()
+        readded: list[PoolNode] = []
         for tx in _parents_first(txs):
-            if tx.is_coinbase() or tx.txid in self._nodes:
+            if tx.is_coinbase() or tx.txid in self._graph.nodes:
                 continue
             try:
                 node, _ = self._check(
@@ -593,38 +456,40 @@ class Mempool:
                 )
             except RuleError:
                 continue
-            self._insert(node)
+            self._graph.insert(node)
             readded.append(node)
         removed: list[Removal] = []
         for node in old:
             tx = node.entry.tx
-            if tx.txid in self._nodes:
+            if tx.txid in self._graph.nodes:
                 continue
             try:
                 self._recheck(tx, chain_view, next_height)
             except RuleError as err:
                 removed.append(Removal(tx, RemovalReason.REORG, str(err)))
                 continue
-            parents = {i.prevout.txid for i in tx.inputs if i.prevout.txid in self._nodes}
+            parents = {i.prevout.txid for i in tx.inputs if i.prevout.txid in self._graph.nodes}
             try:
                 self._check_chain_limits(tx, parents)
             except RuleError as err:
                 removed.append(Removal(tx, RemovalReason.REORG, str(err)))
                 continue
             entry = node.entry
-            self._insert(
-                _Node(
-                    MempoolEntry(tx, entry.fee, entry.time, entry.height, self._next_sequence),
+            self._graph.insert(
+                PoolNode(
+                    MempoolEntry(
+                        tx, entry.fee, entry.time, entry.height, self._graph.next_sequence
+                    ),
                     parents,
                 )
             )
         old_txids = {node.txid for node in old}
-        for removal in self._trim():
+        for removal in self._graph.trim(self.max_bytes):
             if removal.txid in old_txids:
                 removed.append(removal)
         self._report(removed)
         return ReorgResult(
-            tuple(node.entry for node in readded if node.txid in self._nodes), tuple(removed)
+            tuple(node.entry for node in readded if node.txid in self._graph.nodes), tuple(removed)
         )
 
     def revalidate(self, chain_view: UtxoView, next_height: int) -> tuple[Removal, ...]:
@@ -640,11 +505,11 @@ class Mempool:
             )
         view = MempoolView(chain_view, self)
         for n, txin in enumerate(tx.inputs):
-            if txin.prevout in self._spenders:
+            if txin.prevout in self._graph.spenders:
                 raise RuleError(
                     ErrorCode.TXN_MEMPOOL_CONFLICT,
                     f"input {n} spends {txin.prevout}, "
-                    f"spent by {hash_hex(self._spenders[txin.prevout])}",
+                    f"spent by {hash_hex(self._graph.spenders[txin.prevout])}",
                 )
             coin = view.get_coin(txin.prevout)
             if coin is None:
@@ -656,159 +521,6 @@ class Mempool:
                     ErrorCode.BAD_TXNS_PREMATURE_SPEND_OF_COINBASE,
                     f"input {n} spends a coinbase of height {coin.height} at {next_height}",
                 )
-
-    # -- the graph
-
-    def _insert(self, node: _Node) -> None:
-        entry = node.entry
-        txid = entry.txid
-        size, fee = entry.size, entry.fee
-        for ancestor in self._ancestors_of(node.parents):
-            node.anc_count += 1
-            node.anc_size += ancestor.entry.size
-            node.anc_fee += ancestor.entry.fee
-            ancestor.desc_count += 1
-            ancestor.desc_size += size
-            ancestor.desc_fee += fee
-            self._push(ancestor)
-        for parent in node.parents:
-            self._nodes[parent].children.add(txid)
-        for txin in entry.tx.inputs:
-            self._spenders[txin.prevout] = txid
-        self._nodes[txid] = node
-        self._bytes += size
-        self._fees += fee
-        self._next_sequence += 1
-        self._revision += 1
-        self._push(node)
-
-    def _unlink(self, node: _Node) -> None:
-        """Take one entry out; it must have no in-pool children or no in-pool parents.
-
-        Removing a transaction from the middle of a chain would cut its descendants off from
-        their other ancestors, which the running totals cannot follow; no caller does that.
-        """
-        if node.children and node.parents:
-            raise InternalError(f"removing {node.entry.tx.txid_hex} would split a chain")
-        entry = node.entry
-        txid, size, fee = entry.txid, entry.size, entry.fee
-        for ancestor in self._ancestors_of(node.parents):
-            ancestor.desc_count -= 1
-            ancestor.desc_size -= size
-            ancestor.desc_fee -= fee
-            self._push(ancestor)
-        for descendant in self._descendants_of(node):
-            descendant.anc_count -= 1
-            descendant.anc_size -= size
-            descendant.anc_fee -= fee
-        for parent in node.parents:
-            self._nodes[parent].children.discard(txid)
-        for child in node.children:
-            self._nodes[child].parents.discard(txid)
-        for txin in entry.tx.inputs:
-            del self._spenders[txin.prevout]
-        del self._nodes[txid]
-        self._bytes -= size
-        self._fees -= fee
-        self._revision += 1
-
-    def _remove_subtree(self, root: _Node, reason: RemovalReason, detail: str) -> list[Removal]:
-        """Remove ``root`` and all its descendants, children before parents."""
-        members = sorted(
-            [root, *self._descendants_of(root)], key=lambda n: n.entry.sequence, reverse=True
-        )
-        removed = []
-        for member in members:
-            self._unlink(member)
-            why = detail if member is root else f"descends from {root.entry.tx.txid_hex}: {detail}"
-            removed.append(Removal(member.entry.tx, reason, why))
-        return removed
-
-    def _confirm(self, node: _Node, block: Block) -> list[Removal]:
-        """Remove a confirmed entry, and first any in-pool ancestors: they are confirmed too."""
-        members = sorted([*self._ancestors_of(node.parents), node], key=lambda n: n.entry.sequence)
-        removed = []
-        for member in members:
-            self._unlink(member)
-            removed.append(
-                Removal(member.entry.tx, RemovalReason.BLOCK, f"in block {block.hash_hex}")
-            )
-        return removed
-
-    def _ancestors_of(self, txids: Iterable[bytes]) -> list[_Node]:
-        """In-pool ancestors of transactions with these in-pool parents (parents included)."""
-        seen: set[bytes] = set()
-        stack = list(txids)
-        found = []
-        while stack:
-            txid = stack.pop()
-            if txid in seen:
-                continue
-            seen.add(txid)
-            node = self._nodes[txid]
-            found.append(node)
-            stack.extend(node.parents)
-        return found
-
-    def _descendants_of(self, node: _Node) -> list[_Node]:
-        seen: set[bytes] = set()
-        stack = list(node.children)
-        found = []
-        while stack:
-            txid = stack.pop()
-            if txid in seen:
-                continue
-            seen.add(txid)
-            child = self._nodes[txid]
-            found.append(child)
-            stack.extend(child.children)
-        return found
-
-    def _clear(self) -> None:
-        self._nodes.clear()
-        self._spenders.clear()
-        self._heap.clear()
-        self._bytes = 0
-        self._fees = 0
-        self._revision += 1
-
-    # -- the eviction order
-
-    def _push(self, node: _Node) -> None:
-        self._next_version += 1
-        node.version = self._next_version
-        heapq.heappush(
-            self._heap,
-            (node.descendant_score(), -node.entry.sequence, node.txid, node.version),
-        )
-        # Every change pushes a record and leaves the old one stale; rebuild before the stale
-        # ones outnumber the live ones.
-        if len(self._heap) > 2 * len(self._nodes) + 1024:
-            self._heap = [
-                (n.descendant_score(), -n.entry.sequence, n.txid, n.version)
-                for n in self._nodes.values()
-            ]
-            heapq.heapify(self._heap)
-
-    def _pop_valid(self) -> _HeapRecord | None:
-        """The live record of the lowest descendant score, or None if the pool is empty."""
-        while self._heap:
-            record = heapq.heappop(self._heap)
-            node = self._nodes.get(record[2])
-            if node is not None and node.version == record[3]:
-                return record
-        return None
-
-    def _trim(self) -> list[Removal]:
-        removed: list[Removal] = []
-        while self._bytes > self.max_bytes:
-            record = self._pop_valid()
-            if record is None:
-                break
-            removed += self._remove_subtree(
-                self._nodes[record[2]], RemovalReason.SIZELIMIT, "the pool is over its size"
-            )
-        return removed
 
     def _report(self, removed: Sequence[Removal]) -> None:
         if self._on_removed is not None:
