@@ -118,15 +118,18 @@ def search_work(
     rolls = work.rolls
     if not 0 <= first_roll < rolls:
         raise ValueError(f"first roll {first_roll} is outside 0..{rolls - 1}")
-    count = chunk_size(work.target, backend.preferred_count)
     hashes = 0
     for started in range(rolls):
         job = work.job((first_roll + started) % rolls, elapsed())
-        for start in range(0, nonce_space, count):
+        start = 0
+        while start < nonce_space:
             if stop():
                 return SearchResult(Outcome.STOPPED, None, hashes, started + 1)
-            size = min(count, nonce_space - start)
+            # Asked at every call: a backend that measures itself (the CPU's first call also
+            # starts its workers) keeps its calls short from the second one on.
+            size = min(chunk_size(job.target, backend.preferred_count), nonce_space - start)
             found = backend.search(job.header, job.target, start, size)
+            start += size
             hashes += size
             if meter is not None:
                 meter.add(size)
