@@ -110,7 +110,8 @@ class Miner:
         return self._stop.is_set()
 
     async def run(self, *, blocks: int | None = None) -> Stopped:
-        """Mine until stopped, or until ``blocks`` blocks were accepted; the summary.
+        """Mine until stopped, or until ``blocks`` blocks were accepted; the summary. A miner
+        runs once.
 
         ForklabError from the source's start (a wrong address, refused credentials) ends the
         run before any mining; an unreachable node is waited for.
@@ -135,8 +136,8 @@ class Miner:
                 step = await self._fetch(WorkReason.START)
                 while step is not None:
                     work, reason, abandoned = step
-                    self._take(work, reason, abandoned)
-                    step = await self._mine(pool, work, blocks)
+                    first_roll = self._take(work, reason, abandoned)
+                    step = await self._mine(pool, work, first_roll, blocks)
                 if blocks is not None and self.accepted >= blocks:
                     why = "blocks"
         finally:
@@ -160,10 +161,10 @@ class Miner:
 
     # -- one unit of work
 
-    def _take(self, work: Work, reason: WorkReason, abandoned: float | None) -> NewWork:
+    def _take(self, work: Work, reason: WorkReason, abandoned: float | None) -> int:
+        """Make ``work`` the current work and report it; the roll its search starts from."""
         self.work = work
         first_roll = self.rng.randrange(work.rolls)
-        self._first_roll = first_roll
         event = NewWork(
             work.height,
             work.prev_hex,
@@ -174,10 +175,10 @@ class Miner:
             None if abandoned is None else round(abandoned, 4),
         )
         self._report(event)
-        return event
+        return first_roll
 
     async def _mine(
-        self, pool: ThreadPoolExecutor, work: Work, blocks: int | None
+        self, pool: ThreadPoolExecutor, work: Work, first_roll: int, blocks: int | None
     ) -> tuple[Work, WorkReason, float | None] | None:
         """Search ``work`` until something happens; the next work and why, or None to stop."""
         loop = asyncio.get_running_loop()
@@ -194,7 +195,7 @@ class Miner:
                 work,
                 self.backend,
                 stop=stale.is_set,
-                first_roll=self._first_roll,
+                first_roll=first_roll,
                 nonce_space=self.nonce_space,
                 elapsed=elapsed,
                 meter=self.meter,

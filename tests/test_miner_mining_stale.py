@@ -12,7 +12,7 @@ hashes, so the miner is caught mid-search, with its CPU worker processes running
   ends it with status 0 and a summary, and none of its worker processes outlives it.
 
 Along the way the status reports are checked: the JSON records' keys and values, and the
-human lines on a pipe.
+human lines on a pipe; and a getwork unit whose nonces are spent is replaced by a fresh one.
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ from mining_harness import (
     serve_api,
 )
 
+from miner import CpuBackend
+from miner.loop import Miner
+from miner.rpc import GetworkSource, NodeRpc, fixed_credentials
+from miner.work import HeaderWork
 from node.core.address import encode_address
 from node.core.hashing import hash_hex
 from node.core.header import bits_to_target, difficulty
@@ -244,3 +248,32 @@ async def test_a_node_that_goes_away_pauses_the_miner_until_it_is_back(tmp_path:
     assert miner is not None
     kinds = [r["event"] for r in miner.records()]
     assert kinds.count("node") == 2 and kinds[-1] == "stopped"
+
+
+async def test_a_spent_getwork_unit_is_replaced_by_a_fresh_one(tmp_path: Path) -> None:
+    """getwork's header cannot roll: when its nonces are spent (here a range of 4,096, as if
+    2^32), the loop asks the node for another unit, which the node builds with the next
+    extranonce."""
+    node = await hard_node(tmp_path)
+    works: list[HeaderWork] = []
+    try:
+        async with serve_api(node) as url:
+            source = GetworkSource(NodeRpc(url, fixed_credentials(RPC_USER, RPC_PASSWORD)))
+            with CpuBackend(1) as backend:
+                miner = Miner(source, backend, nonce_space=4096, status_interval=None)
+                run = asyncio.create_task(miner.run())
+                try:
+                    while len(works) < 4:
+                        await asyncio.sleep(0.001)
+                        work = miner.work
+                        if isinstance(work, HeaderWork) and work not in works:
+                            works.append(work)
+                finally:
+                    miner.stop()
+                    summary = await run
+                    await source.close()
+    finally:
+        await node.stop()
+    assert len({w.header.merkle_root for w in works}) == len(works)
+    assert {w.prev_hash for w in works} == {works[0].prev_hash} and works[0].height == 2
+    assert summary.hashes >= 3 * 4096 and summary.accepted == summary.rejected == 0
