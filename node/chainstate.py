@@ -46,13 +46,13 @@ from node.core.chain import (
     BlockEntry,
     BlockStatus,
     ChainTip,
-    OrphanBlocks,
     branch_between,
     last_common_ancestor,
 )
 from node.core.errors import ErrorCode, RuleError, StoreError
 from node.core.hashing import hash_hex
 from node.core.header import BlockHeader, check_proof_of_work
+from node.core.orphans import OrphanBlocks
 from node.core.params import NetworkParams
 from node.core.sigcache import SignatureCache
 from node.core.tx import OutPoint

@@ -15,8 +15,9 @@ from blocktools import ChainBuilder, solve
 
 from node.chainstate import BlockConnected, BlockOutcome, BlockResult, ChainState, TipChanged
 from node.core.block import Block
-from node.core.chain import BlockStatus, OrphanBlocks, TipStatus
+from node.core.chain import BlockStatus, TipStatus
 from node.core.errors import ErrorCode, RuleError, StoreError
+from node.core.orphans import OrphanBlocks
 from node.core.params import DEMO, MAX_FUTURE_BLOCK_TIME, REGTEST
 from node.store import ChainStore
 

@@ -22,13 +22,13 @@ from node.core.chain import (
     BlockEntry,
     BlockStatus,
     BlockTree,
-    OrphanBlocks,
     TipStatus,
     branch_between,
     last_common_ancestor,
     locator_for,
 )
 from node.core.header import bits_to_target, block_work, target_to_bits
+from node.core.orphans import OrphanBlocks
 from node.core.params import DEMO, REGTEST
 
 # A long chain built once: headers only matter here, and building is cheap on regtest.
