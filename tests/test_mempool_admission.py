@@ -36,29 +36,6 @@ NEXT = 111
 FEE = 1_000
 
 
-@pytest.fixture(scope="module")
-def chain() -> ChainBuilder:
-    chain = ChainBuilder()
-    chain.extend(110)
-    return chain
-
-
-@pytest.fixture(scope="module")
-def base_view(chain: ChainBuilder) -> CoinsCache:
-    return chain.connect_branch(chain.tip)
-
-
-@pytest.fixture
-def view(base_view: CoinsCache) -> CoinsCache:
-    # An overlay per test, so no test sees another's changes.
-    return CoinsCache(base_view)
-
-
-@pytest.fixture
-def pool() -> Mempool:
-    return Mempool(REGTEST)
-
-
 def snapshot(pool: Mempool) -> tuple[object, ...]:
     return (pool.entries(), pool.total_bytes, pool.total_fees, pool.revision)
 

@@ -22,18 +22,6 @@ from node.core.utxo import CoinsCache
 NEXT = 111
 
 
-@pytest.fixture(scope="module")
-def chain() -> ChainBuilder:
-    chain = ChainBuilder()
-    chain.extend(110)
-    return chain
-
-
-@pytest.fixture(scope="module")
-def view(chain: ChainBuilder) -> CoinsCache:
-    return chain.connect_branch(chain.tip)
-
-
 class Pool:
     """A mempool of room for three standard transactions, recording what it evicts."""
 

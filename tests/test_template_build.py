@@ -45,28 +45,6 @@ HEIGHT = 111
 PAYOUT = pkh(key("pool operator"))
 
 
-@pytest.fixture(scope="module")
-def chain() -> ChainBuilder:
-    chain = ChainBuilder()
-    chain.extend(110)
-    return chain
-
-
-@pytest.fixture(scope="module")
-def base_view(chain: ChainBuilder) -> CoinsCache:
-    return chain.connect_branch("b110")
-
-
-@pytest.fixture
-def view(base_view: CoinsCache) -> CoinsCache:
-    return CoinsCache(base_view)
-
-
-@pytest.fixture
-def pool() -> Mempool:
-    return Mempool(REGTEST)
-
-
 def template_for(
     chain: ChainBuilder, pool: Mempool, *, now: int | None = None, **options: object
 ) -> BlockTemplate:
