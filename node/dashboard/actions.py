@@ -40,6 +40,8 @@ from typing import Any, Protocol
 from node.core.errors import ForklabError
 from node.dashboard.nodes import NodeApi, NodeCallError, NodeEndpoint, NodeUnavailableError
 from node.dashboard.sources import StaticSource, link
+from node.devnet.state import DevnetError
+from node.devnet.topology import complete_partition
 
 MAX_MINE = 1_000
 """Blocks one click may mine: enough for any lesson (a halving on regtest is 150)."""
@@ -191,24 +193,10 @@ def _groups(value: Any, nodes: Sequence[str]) -> tuple[tuple[str, ...], ...]:
     """Partition groups as the devnet takes them: named groups, the rest form one more."""
     if not isinstance(value, list) or not all(isinstance(g, list) for g in value):
         raise ActionError("groups: a list of lists of node names")
-    seen: set[str] = set()
-    groups: list[tuple[str, ...]] = []
-    for group in value:
-        names = tuple(group)
-        for name in names:
-            if name not in nodes:
-                raise ActionError(f"groups: no node {name!r} (nodes: {', '.join(nodes)})")
-            if name in seen:
-                raise ActionError(f"groups: node {name} is in two groups")
-            seen.add(name)
-        if names:
-            groups.append(names)
-    rest = tuple(n for n in nodes if n not in seen)
-    if rest:
-        groups.append(rest)
-    if len(groups) < 2:
-        raise ActionError("groups: a partition needs at least two sides")
-    return tuple(groups)
+    try:
+        return complete_partition([g for g in value if g], nodes)
+    except DevnetError as err:
+        raise ActionError(f"groups: {err}") from None
 
 
 def command_line(argv: Sequence[str]) -> str:

@@ -147,9 +147,7 @@ def is_running(paths: DevnetPaths, state: DevnetState, name: str) -> bool:
 
 def start_node(paths: DevnetPaths, state: DevnetState, entry: NodeEntry) -> tuple[int, int]:
     """Spawn a node; its pid and the log offset its ready line will follow."""
-    log_path = paths.log(entry.name)
-    offset = procs.log_size(log_path)
-    return procs.spawn(node_argv(paths, state, entry), log_path, child_env()), offset
+    return _spawn_logged(paths, entry.name, node_argv(paths, state, entry))
 
 
 def node_ready(
@@ -173,9 +171,7 @@ def node_ready(
 
 
 def start_miner(paths: DevnetPaths, state: DevnetState, miner: MinerEntry) -> tuple[int, int]:
-    log_path = paths.log(miner.name)
-    offset = procs.log_size(log_path)
-    return procs.spawn(miner_argv(paths, state, miner), log_path, child_env()), offset
+    return _spawn_logged(paths, miner.name, miner_argv(paths, state, miner))
 
 
 def miner_ready(
@@ -192,9 +188,7 @@ def miner_ready(
 
 
 def start_dashboard(paths: DevnetPaths, entry: DashboardEntry) -> tuple[int, int]:
-    log_path = paths.log(entry.name)
-    offset = procs.log_size(log_path)
-    return procs.spawn(dashboard_argv(paths, entry), log_path, child_env()), offset
+    return _spawn_logged(paths, entry.name, dashboard_argv(paths, entry))
 
 
 def dashboard_ready(
@@ -213,3 +207,11 @@ def dashboard_ready(
     if match is None:
         raise DevnetError(f"the dashboard printed an unexpected ready line: {line!r}")
     return DashboardEntry(int(match["port"]), pid)
+
+
+def _spawn_logged(paths: DevnetPaths, name: str, argv: list[str]) -> tuple[int, int]:
+    """Spawn ``argv`` appending to ``name``'s log: its pid and the log offset where its output
+    (and so its ready line) starts; the log keeps earlier runs' lines above it."""
+    log_path = paths.log(name)
+    offset = procs.log_size(log_path)
+    return procs.spawn(argv, log_path, child_env()), offset

@@ -116,28 +116,46 @@ def neighbours(edges: Iterable[Edge], index: int) -> list[int]:
 def parse_partition(words: Sequence[str], names: Sequence[str]) -> tuple[tuple[str, ...], ...]:
     """Groups from ``A,B C,D`` words; nodes named in no group form one more group.
 
-    DevnetError for an unknown name, a name in two groups, or fewer than two groups in all.
+    DevnetError for an empty group, an unknown name, a name in two groups, or fewer than two
+    groups in all.
     """
-    known = set(names)
-    seen: set[str] = set()
-    groups: list[tuple[str, ...]] = []
+    groups = []
     for word in words:
         group = tuple(part.strip() for part in word.split(",") if part.strip())
         if not group:
             raise DevnetError(f"empty group {word!r}: write node names separated by commas")
+        groups.append(group)
+    return complete_partition(groups, names)
+
+
+def complete_partition(
+    groups: Iterable[Sequence[str]], names: Sequence[str]
+) -> tuple[tuple[str, ...], ...]:
+    """``groups`` of node names plus one more of the nodes they leave out, checked.
+
+    DevnetError for an unknown name, a name in two groups, or fewer than two groups in all.
+    The one rule for the command line and the dashboard alike.
+    """
+    known = set(names)
+    seen: set[str] = set()
+    complete: list[tuple[str, ...]] = []
+    for group in groups:
         for name in group:
             if name not in known:
                 raise DevnetError(f"no node {name!r} in this devnet (nodes: {', '.join(names)})")
             if name in seen:
                 raise DevnetError(f"node {name} is named in two groups")
             seen.add(name)
-        groups.append(group)
+        complete.append(tuple(group))
     rest = tuple(name for name in names if name not in seen)
     if rest:
-        groups.append(rest)
-    if len(groups) < 2:
-        raise DevnetError("a partition needs at least two groups (nodes not named form one)")
-    return tuple(groups)
+        complete.append(rest)
+    if len(complete) < 2:
+        raise DevnetError(
+            "a partition needs at least two groups, two sides that cannot reach each other "
+            "(nodes not named form one)"
+        )
+    return tuple(complete)
 
 
 def blocked_peers(
