@@ -370,9 +370,7 @@ class ChainState:
             while entry in self.active:
                 self._disconnect_tip()
             self._mark_invalid(entry)
-            self.tree.reset_candidates(self.active.tip)
-            self._activate_best_chain()
-            return self._events_since(old_tip)
+            return self._reselect_best_chain(old_tip)
         finally:
             self._blocks.clear()
             self._failures.clear()
@@ -387,12 +385,17 @@ class ChainState:
         old_tip = self.active.tip
         try:
             self.store.save_entries(self.tree.reconsider(entry))
-            self.tree.reset_candidates(self.active.tip)
-            self._activate_best_chain()
-            return self._events_since(old_tip)
+            return self._reselect_best_chain(old_tip)
         finally:
             self._blocks.clear()
             self._failures.clear()
+
+    def _reselect_best_chain(self, old_tip: BlockEntry) -> tuple[ChainEvent, ...]:
+        """After invalid marks changed: choose and activate the best chain again from the
+        candidates; the events since ``old_tip``."""
+        self.tree.reset_candidates(self.active.tip)
+        self._activate_best_chain()
+        return self._events_since(old_tip)
 
     def _entry_or_raise(self, block_hash: bytes) -> BlockEntry:
         entry = self.tree.get(block_hash)
