@@ -4,7 +4,7 @@ The mining loop reports :class:`MinerEvent` objects to a :class:`Reporter`; two 
 
 * :class:`TextReporter`, for people. On a terminal the status (hashrate, blocks accepted and
   rejected, the height and target being mined) is one line redrawn in place, and everything
-  else (new work, blocks, the node coming and going, the summary) is a line of its own above
+  else (blocks, new tips, the node coming and going, the summary) is a line of its own above
   it. Elsewhere (a pipe, a log file) the status is a line of its own too, at each report.
 * :class:`JsonReporter`, for machines: one JSON object per line, ``{"event": KIND, "time":
   UNIX_SECONDS, ...}``, flushed at once. The keys of each kind are the fields of its class:
@@ -156,7 +156,11 @@ class JsonReporter(Reporter):
 
 
 class TextReporter(Reporter):
-    """Lines for people on ``stream``; the status line is redrawn in place on a terminal."""
+    """Lines for people on ``stream``; the status line is redrawn in place on a terminal.
+
+    New work after one of the miner's own blocks goes unsaid (the block's line and the status
+    say it); JSON lines keep every event.
+    """
 
     def __init__(self, stream: TextIO | None = None, *, interactive: bool | None = None) -> None:
         self.stream = stream if stream is not None else sys.stdout
@@ -164,6 +168,8 @@ class TextReporter(Reporter):
         self._live = False
 
     def report(self, event: MinerEvent) -> None:
+        if isinstance(event, NewWork) and event.reason is WorkReason.AFTER_BLOCK:
+            return
         if isinstance(event, Status) and self.interactive:
             self.stream.write("\r\x1b[K" + status_line(event))
             self.stream.flush()

@@ -369,3 +369,15 @@ def test_a_pipe_gets_every_status_as_a_line() -> None:
         reporter.report(event)
     reporter.close()
     assert stream.getvalue() == "".join(line + "\n" for line in LINES)
+
+
+def test_people_are_not_told_of_new_work_after_each_of_their_blocks() -> None:
+    """The block's own line says it; on a fast network every other line would be new work."""
+    after_block = NewWork(
+        8, "cd" * 32, "207fffff", "7f" + "ff" * 31, WorkReason.AFTER_BLOCK, 0, None
+    )
+    text, lines = io.StringIO(), io.StringIO()
+    TextReporter(text, interactive=False).report(after_block)
+    JsonReporter(lines).report(after_block)
+    assert text.getvalue() == ""
+    assert json.loads(lines.getvalue())["reason"] == "after_block"
