@@ -117,7 +117,7 @@ class Miner:
         run before any mining; an unreachable node is waited for.
         """
         started = self.clock()
-        why = "signal"
+        why = "stop"
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forklab-miner")
         status = asyncio.create_task(self._report_status())
         try:

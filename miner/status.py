@@ -24,7 +24,7 @@ status      ``hashrate`` (H/s over the last 10 s), ``hashes``, ``accepted``, ``r
             ``height``, ``bits``, ``target``, ``seconds`` (since start)
 node        ``reachable``, ``detail``
 stopped     ``seconds``, ``hashes``, ``hashrate`` (the average), ``accepted``, ``rejected``,
-            ``why`` (signal, blocks, error)
+            ``why`` (stop: told to, by a signal or Miner.stop; blocks: as many as asked)
 ==========  ====================================================================================
 
 What this module does not do: decide when to report (the loop does) or measure anything.
@@ -218,9 +218,9 @@ def describe(event: MinerEvent) -> str:
         return f"node {'back' if event.reachable else 'unreachable'}: {event.detail}"
     if isinstance(event, Stopped):
         return (
-            f"stopped ({event.why}) after {event.seconds:.1f} s: {event.accepted} blocks "
-            f"accepted, {event.rejected} rejected, {event.hashes:,} hashes at "
-            f"{format_rate(event.hashrate)} on average"
+            f"{'done' if event.why == 'blocks' else 'stopped'} after {event.seconds:.1f} s: "
+            f"{event.accepted} blocks accepted, {event.rejected} rejected, "
+            f"{event.hashes:,} hashes at {format_rate(event.hashrate)} on average"
         )
     raise TypeError(f"no description for {type(event).__name__}")
 

@@ -219,7 +219,7 @@ async def test_a_new_tip_from_elsewhere_abandons_stale_work_within_a_second(
         await source.close()
         await node.stop()
     assert stopped_in < 1.0
-    assert summary.why == "signal" and summary.accepted >= 1 and summary.hashes > 0
+    assert summary.why == "stop" and summary.accepted >= 1 and summary.hashes > 0
 
 
 # -- rejections

@@ -126,7 +126,7 @@ async def test_gbt_long_poll_abandons_stale_work_and_ctrl_c_leaves_no_worker(
     finally:
         await node.stop()
     stopped = miner.records()[-1]
-    assert stopped["event"] == "stopped" and stopped["why"] == "signal"
+    assert stopped["event"] == "stopped" and stopped["why"] == "stop"
     assert stopped["accepted"] == 1 and stopped["rejected"] == 0
     assert stopped["hashes"] > 0 and stopped["hashrate"] > 0
     assert "Traceback" not in (tmp_path / "miner.err").read_text()
@@ -206,7 +206,7 @@ async def test_a_pipe_gets_the_status_as_lines_of_their_own(tmp_path: Path) -> N
     assert status.startswith(f"block 2 | {shown} | ")
     assert status.endswith("H/s | accepted 0, rejected 0\n")
     summary = miner.lines[-1][1]
-    assert summary.startswith("stopped (signal) after ")
+    assert summary.startswith("stopped after ")
     assert ": 0 blocks accepted, 0 rejected, " in summary and " on average" in summary
     assert "\r" not in "".join(line for _, line in miner.lines)
 

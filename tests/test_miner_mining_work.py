@@ -296,7 +296,7 @@ EVENTS: list[MinerEvent] = [
     BlockFound(7, "cd" * 32, False, "bad-prevblk", 5, 99),
     Status(46_600_000.0, 10**9, 3, 1, 8, "1d00ffff", "00" * 32, 12.5),
     NodeState(False, "could not reach the node"),
-    Stopped(60.0, 10**9, 1.6e7, 3, 1, "signal"),
+    Stopped(60.0, 10**9, 1.6e7, 3, 1, "stop"),
 ]
 LINES = [
     "mining on http://127.0.0.1:18443 (regtest, gbt) with the cpu backend on 2 processes on "
@@ -305,7 +305,7 @@ LINES = [
     f"block 7 {'cd' * 32} rejected: bad-prevblk",
     "block 8 | target 1d00ffff (difficulty 1) | 46.6 MH/s | accepted 3, rejected 1",
     "node unreachable: could not reach the node",
-    "stopped (signal) after 60.0 s: 3 blocks accepted, 1 rejected, 1,000,000,000 hashes at "
+    "stopped after 60.0 s: 3 blocks accepted, 1 rejected, 1,000,000,000 hashes at "
     "16.0 MH/s on average",
 ]
 
