@@ -242,7 +242,7 @@ class GbtSource(WorkSource):
         template = template_from_gbt(obj, self._payout, self.message)
         longpollid = obj.get("longpollid")
         if not isinstance(longpollid, str):
-            longpollid = None
+            raise DecodeError("getblocktemplate answered without a longpollid")
         return TemplateWork(template, longpollid=longpollid)
 
     async def fetch(self) -> TemplateWork:
@@ -250,11 +250,9 @@ class GbtSource(WorkSource):
             return self._work(await self.rpc.call("getblocktemplate", {"mode": "template"}))
 
     async def next_change(self, work: Work) -> TemplateWork:
-        longpollid = work.longpollid if isinstance(work, TemplateWork) else None
-        if longpollid is None:  # a node without long polling: watch its tip instead
-            await PolledTips(self.rpc).wait_change(work.prev_hash)
-            return await self.fetch()
-        request = {"mode": "template", "longpollid": longpollid}
+        if not isinstance(work, TemplateWork) or work.longpollid is None:
+            raise ValueError("GbtSource follows the work it fetched itself")
+        request = {"mode": "template", "longpollid": work.longpollid}
         while True:
             with node_errors():
                 try:
