@@ -139,7 +139,20 @@ async def stop_nodes(nodes: list[NodeProcess]) -> None:
 async def test_the_state_shows_every_node_the_links_the_tree_and_the_money_supply(
     network: Network,
 ) -> None:
-    state = await network.state()
+    # The dashboard polls each node once a second and the nodes may still be finding each other
+    # by address gossip: wait for one poll in which the wired links are up and every node's peer
+    # count agrees with the links drawn, then check that snapshot.
+    deadline = time.monotonic() + 15
+    while True:
+        state = await network.state()
+        links_now = {(x["a"], x["b"]) for x in state["links"] if x["state"] == "up"}
+        settled = {("n1", "n2"), ("n2", "n3")} <= links_now and all(
+            n["peers"] == sum(n["name"] in (x["a"], x["b"]) for x in state["links"])
+            for n in state["nodes"]
+        )
+        if settled or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
     assert [n["name"] for n in state["nodes"]] == ["n1", "n2", "n3"]
     height = state["tree"]["best_height"]
     for node, process in zip(state["nodes"], network.nodes, strict=True):
