@@ -19,6 +19,7 @@ from node.events import (
     EventsLost,
     NewTip,
     PeerConnected,
+    PeerDisconnected,
     Reorg,
     TxAccepted,
     TxRemoved,
@@ -125,3 +126,23 @@ async def test_a_reorg_is_told_as_events(tmp_path: Path) -> None:
     assert isinstance(reorg, Reorg) and (reorg.depth, reorg.connected) == (1, 2)
     assert reorg.fork_height == 101
     assert isinstance(back, TxAccepted) and back.tx == tx and back.source == "reorg"
+
+
+async def test_peers_coming_and_going_are_told(tmp_path: Path) -> None:
+    from p2p_harness import FakePeer, wait_until
+
+    node = await start_node(tmp_path, "a")
+    sub = node.subscribe(kinds=[PeerConnected, PeerDisconnected])
+    try:
+        async with FakePeer(user_agent="/visitor/") as peer:
+            await peer.connect(node.listen_address)
+            await peer.sync_with_ping()
+        await wait_until(lambda: node.peers() == [])
+        connected, disconnected = drain(sub)
+    finally:
+        await node.stop()
+    assert isinstance(connected, PeerConnected)
+    assert (connected.inbound, connected.user_agent) == (True, "/visitor/")
+    assert isinstance(disconnected, PeerDisconnected)
+    assert disconnected.peer_id == connected.peer_id
+    assert disconnected.reason
