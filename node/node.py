@@ -38,7 +38,13 @@ Public API (all coroutines run on the node's event loop)
 ``node.subscribe(maxsize=, kinds=)``   an :class:`~node.events.Subscription` to node events
 ``node.listen_address``                where the P2P listener is bound ("" if not listening)
 ``node.uptime``                        seconds since start, on the injected clock
+``node.manager``                       the :class:`~node.p2p.manager.PeerManager` itself (for
+                                       tests and the simulator's instrumentation)
 =====================================  ========================================================
+
+Determinism: with a seeded ``random.Random``, a virtual clock, an in-memory transport
+(:mod:`node.p2p.memory`), ``InlineExecutor`` and ``datadir=None`` (an in-memory chain), a node
+reads nothing from the outside world, so a seeded simulation replays exactly.
 
 What this module does not do: parse command lines or configuration files, serve RPC, or mine;
 those are built on this API.
