@@ -9,7 +9,7 @@ import random
 from blocktools import ChainBuilder, outputs_of, split
 
 from node.core.tx import Transaction
-from node.p2p.addrbook import AddressBook, ban_key
+from node.p2p.addrbook import MAX_BANS, AddressBook, ban_key
 from node.p2p.links import LinkPolicy
 from node.p2p.orphans import OrphanPool
 from node.p2p.peer import TokenBucket
@@ -40,6 +40,15 @@ def test_a_loopback_ban_spares_the_other_local_nodes() -> None:
     book.ban("127.0.0.1:18444", until=100.0)
     assert book.is_banned("127.0.0.1:18444", now=0.0)
     assert not book.is_banned("127.0.0.1:18445", now=0.0)
+
+
+def test_the_ban_list_is_bounded() -> None:
+    book = AddressBook(random.Random(1))
+    for n in range(MAX_BANS + 10):
+        book.ban(f"127.0.0.1:{n}", until=1000.0 + n)
+    assert len(book.bans(now=0.0)) == MAX_BANS
+    assert not book.is_banned("127.0.0.1:0", now=0.0)  # the first to end went first
+    assert book.is_banned(f"127.0.0.1:{MAX_BANS + 9}", now=0.0)
 
 
 def test_backoff_doubles_with_each_failure_and_resets_on_success() -> None:

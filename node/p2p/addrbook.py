@@ -25,6 +25,7 @@ from node.p2p.transport import host_of, is_loopback
 MAX_ADDRESSES = 2000
 BACKOFF_BASE = 1.0
 BACKOFF_MAX = 300.0
+MAX_BANS = 10_000
 
 
 @dataclass
@@ -151,6 +152,10 @@ class AddressBook:
     def ban(self, address: str, until: float) -> str:
         key = ban_key(address)
         self._bans[key] = max(until, self._bans.get(key, 0.0))
+        if len(self._bans) > MAX_BANS:
+            # A loopback attacker gets a new ban key per connection: forget the ban that
+            # would end first rather than grow without bound.
+            del self._bans[min(self._bans, key=self._bans.__getitem__)]
         return key
 
     def unban(self, key: str) -> bool:
