@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from miner.source import NodeUnavailableError, SourceInfo, Submission, WorkSource
 from miner.work import DEFAULT_MESSAGE, Solution, TemplateWork, Work
-from node.chainstate import ChainState
+from node.chainstate import ChainState, template_on_tip
 from node.core.address import decode_address
 from node.core.errors import AddressError, ForklabError, InternalError
 from node.core.mempool import Mempool
-from node.core.template import BlockTemplate, build_template
+from node.core.template import BlockTemplate
 from node.events import NewTip, Subscription
 from node.node import Node
 
@@ -56,18 +56,7 @@ class NodeSource(WorkSource):
         now = int(self.node.runtime.clock.time())
 
         def template(chain: ChainState, mempool: Mempool) -> BlockTemplate:
-            tip = chain.tip
-            return build_template(
-                chain.params,
-                parent_hash=tip.hash,
-                height=tip.height + 1,
-                bits=chain.next_bits(),
-                median_time_past=chain.median_time_past(),
-                now=now,
-                mempool=mempool,
-                payout_pubkey_hash=payout,
-                message=message,
-            )
+            return template_on_tip(chain, mempool, payout, now, message)
 
         try:
             return TemplateWork(await self.node.query(template))

@@ -52,9 +52,11 @@ from node.core.chain import (
 from node.core.errors import ErrorCode, RuleError, StoreError
 from node.core.hashing import hash_hex
 from node.core.header import BlockHeader, check_proof_of_work
+from node.core.mempool import Mempool
 from node.core.orphans import OrphanBlocks
 from node.core.params import NetworkParams
 from node.core.sigcache import SignatureCache
+from node.core.template import BlockTemplate, build_template
 from node.core.tx import OutPoint
 from node.core.utxo import Coin, CoinsCache
 from node.core.validation import (
@@ -487,4 +489,27 @@ def _failed_ancestor_error(entry: BlockEntry) -> RuleError:
     culprit = walk.hash_hex if walk is not None else "an ancestor"
     return RuleError(
         ErrorCode.BAD_PREVBLK, f"block {entry.hash_hex} descends from invalid block {culprit}"
+    )
+
+
+def template_on_tip(
+    chain: ChainState, mempool: Mempool, payout: bytes, now: int, message: bytes = b""
+) -> BlockTemplate:
+    """A template for the next block on ``chain``'s tip, paying ``payout``.
+
+    The chain supplies what only it knows (parent, height, expected ``bits``, median time past);
+    every miner of forklab (RPC, ``forklab mine`` in-process, the simulator, the quickstart)
+    builds its work here. Run it where the chain is owned (the node's executor).
+    """
+    tip = chain.tip
+    return build_template(
+        chain.params,
+        parent_hash=tip.hash,
+        height=tip.height + 1,
+        bits=chain.next_bits(),
+        median_time_past=chain.median_time_past(),
+        now=now,
+        mempool=mempool,
+        payout_pubkey_hash=payout,
+        message=message,
     )

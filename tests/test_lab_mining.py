@@ -20,12 +20,12 @@ from collections import Counter
 
 from blocktools import ChainBuilder, key, outputs_of, pkh
 
-from node.chainstate import ChainState
+from node.chainstate import ChainState, template_on_tip
 from node.core.mempool import Mempool
 from node.core.params import REGTEST
 from node.core.tx import OutPoint, TxOut
 from node.core.validation import check_block
-from node.lab.mining import HashScheduler, Miner, grind, template_on_tip, touches, without
+from node.lab.mining import HashScheduler, Miner, grind, touches, without
 from node.lab.vtime import VirtualTimeLoop, run_virtual
 
 

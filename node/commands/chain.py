@@ -18,12 +18,11 @@ from pathlib import Path
 
 from miner.backend import NONCE_SPACE, Backend
 from miner.factory import BACKEND_KINDS, open_backend
-from node.chainstate import ChainState
+from node.chainstate import ChainState, template_on_tip
 from node.core.block import Block
 from node.core.header import bits_to_target
 from node.core.mempool import Mempool
 from node.core.params import PRESETS, NetworkParams, params_for
-from node.core.template import build_template
 from node.core.tx import COIN, OutPoint, format_amount
 from node.wallet.wallet import Wallet
 
@@ -110,16 +109,8 @@ def run_quickstart(args: argparse.Namespace) -> int:
 def _mine_one(
     chain: ChainState, mempool: Mempool, backend: Backend, params: NetworkParams, payee: Wallet
 ) -> Block:
-    template = build_template(
-        params,
-        parent_hash=chain.tip.hash,
-        height=chain.height + 1,
-        bits=chain.next_bits(),
-        median_time_past=chain.median_time_past(),
-        now=int(time.time()),
-        mempool=mempool,
-        payout_pubkey_hash=payee.change_pubkey_hash,
-        message=b"forklab quickstart",
+    template = template_on_tip(
+        chain, mempool, payee.change_pubkey_hash, int(time.time()), b"forklab quickstart"
     )
     target = bits_to_target(template.bits)
     # A backend reports every nonce that meets the target; on regtest that is every other one,

@@ -27,14 +27,11 @@ import struct
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
-from node.chainstate import ChainState
 from node.core.address import hash160
 from node.core.block import Block
-from node.core.mempool import Mempool
 from node.core.template import (
     BlockTemplate,
     TemplateTx,
-    build_template,
     coinbase_merkle_branch,
 )
 from node.core.tx import Transaction
@@ -60,24 +57,6 @@ def grind(template: BlockTemplate, extranonce: int, time: int) -> Block:
             if int.from_bytes(sha256(first.digest()).digest(), "little") <= target:
                 return template.block_for(extranonce, time, nonce)
         extranonce += 1
-
-
-def template_on_tip(
-    chain: ChainState, mempool: Mempool, payout: bytes, now: int, message: bytes = b""
-) -> BlockTemplate:
-    """A template on ``chain``'s tip paying ``payout`` (run on the node's executor)."""
-    tip = chain.tip
-    return build_template(
-        chain.params,
-        parent_hash=tip.hash,
-        height=tip.height + 1,
-        bits=chain.next_bits(),
-        median_time_past=chain.median_time_past(),
-        now=now,
-        mempool=mempool,
-        payout_pubkey_hash=payout,
-        message=message,
-    )
 
 
 def touches(tx: Transaction, pubkey_hashes: Collection[bytes]) -> bool:

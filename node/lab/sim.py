@@ -49,7 +49,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from node.chainstate import ChainState
+from node.chainstate import ChainState, template_on_tip
 from node.core.address import decode_address, encode_address
 from node.core.block import Block
 from node.core.errors import AddressError
@@ -60,7 +60,7 @@ from node.core.template import BlockTemplate
 from node.core.tx import Transaction
 from node.events import BlockConnected, Event, Reorg
 from node.lab.errors import SimulationError
-from node.lab.mining import HashScheduler, Miner, grind, template_on_tip
+from node.lab.mining import HashScheduler, Miner, grind
 from node.lab.network import LinkSpec, SimNetwork
 from node.lab.nodes import SIM_P2P, NodeSpec, SimNode, TappedNode
 from node.lab.records import WATCHED_LOGGERS, BlockRecord, ErrorCollector, LoggedError, describe

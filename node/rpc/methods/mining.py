@@ -18,14 +18,14 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from node.chainstate import ChainState
+from node.chainstate import ChainState, template_on_tip
 from node.core.address import decode_address
 from node.core.block import MAX_BLOCK_SIZE, Block
 from node.core.errors import AddressError, DecodeError
 from node.core.hashing import hash_hex
 from node.core.header import BlockHeader, bits_to_target, difficulty
 from node.core.mempool import Mempool
-from node.core.template import BlockTemplate, build_template
+from node.core.template import BlockTemplate
 from node.p2p.peer import with_timeout
 from node.rpc.context import RpcContext
 from node.rpc.errors import RpcCode, RpcError, invalid_parameter
@@ -52,18 +52,8 @@ def new_template(
     chain: ChainState, mempool: Mempool, payout: bytes, now: int
 ) -> tuple[BlockTemplate, PollState]:
     """A template on the current tip, and the state it was built from (on the chain's owner)."""
-    tip = chain.tip
-    template = build_template(
-        chain.params,
-        parent_hash=tip.hash,
-        height=tip.height + 1,
-        bits=chain.next_bits(),
-        median_time_past=chain.median_time_past(),
-        now=now,
-        mempool=mempool,
-        payout_pubkey_hash=payout,
-    )
-    return template, PollState(tip.hash, mempool.revision)
+    template = template_on_tip(chain, mempool, payout, now)
+    return template, PollState(chain.tip.hash, mempool.revision)
 
 
 def _template_job(
