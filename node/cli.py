@@ -37,14 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"forklab {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name, function_name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            # Only a module of ours that is not part of this build may be missing; anything
-            # else (a broken import inside it, a missing dependency) must surface.
-            if exc.name != module_name:
-                raise
-            continue
+        module = importlib.import_module(module_name)
         register: Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None] = getattr(
             module, function_name
         )
