@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from node.chainstate import ChainState
 from node.core.block import Block
-from node.core.errors import RuleError
+from node.core.errors import RuleError, WalletError
 from node.core.mempool import Mempool
 from node.core.tx import OutPoint, Transaction
 from node.events import BlockConnected, BlockDisconnected, Event, TxAccepted
@@ -256,7 +256,8 @@ class Selfish(Strategy):
                 continue
             self.published.add(block.hash)
             for node in (self.node, *self.publish_via):
-                await sim.publish(self._miner, block, node)
+                if sim.node(node).up:  # a relay that crashed gets nothing, as on a network
+                    await sim.publish(self._miner, block, node)
 
 
 class Censoring(Strategy):
@@ -475,27 +476,33 @@ class DoubleSpend(Strategy):
             key = wallet.key_for(coin.pubkey_hash)
             if key is not None:
                 keys[coin.pubkey_hash] = key
-        payment = build_payment(
-            coins,
-            next_height,
-            sim.params,
-            keys=keys,
-            pay_to=pay_to,
-            amount=self.amount,
-            fee_rate=self.fee_rate,
-            change_to=wallet.change_pubkey_hash,
-        )
-        # The same largest coin comes first in both selections, so the two conflict.
-        refund = build_payment(
-            list(payment.inputs),
-            next_height,
-            sim.params,
-            keys=keys,
-            pay_to=wallet.change_pubkey_hash,
-            amount=self.amount,
-            fee_rate=self.fee_rate,
-            change_to=wallet.change_pubkey_hash,
-        )
+        try:
+            payment = build_payment(
+                coins,
+                next_height,
+                sim.params,
+                keys=keys,
+                pay_to=pay_to,
+                amount=self.amount,
+                fee_rate=self.fee_rate,
+                change_to=wallet.change_pubkey_hash,
+            )
+            # The same largest coin comes first in both selections, so the two conflict.
+            refund = build_payment(
+                list(payment.inputs),
+                next_height,
+                sim.params,
+                keys=keys,
+                pay_to=wallet.change_pubkey_hash,
+                amount=self.amount,
+                fee_rate=self.fee_rate,
+                change_to=wallet.change_pubkey_hash,
+            )
+        except WalletError as exc:
+            # No mature coin to spend yet (a small share finds few blocks): no attack.
+            self.phase = AttackPhase.ABANDONED
+            sim.note("attacker cannot pay the merchant and gives up", reason=str(exc))
+            return
         self.payment, self.refund = payment.tx, refund.tx
         self._fork_height = self.private.height
         await self.private.sim_node.require().submit_tx(refund.tx)
