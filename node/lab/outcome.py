@@ -1,0 +1,83 @@
+"""What running a scenario gives back, the same from the simulator and from real nodes.
+
+A :class:`ScenarioResult` holds the outcome of every step (an assert that failed, a wait that
+timed out, a step that could not be done), the invariants checked after the steps, the
+:class:`~node.lab.analysis.Analysis` of the chain at the end, and how long it all took. A run
+*passed* when no step failed, no invariant was violated and nothing crashed.
+
+What this module does not do: run (the runners do) or render (:mod:`node.lab.report`).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from node.lab.analysis import Analysis
+from node.lab.scenario import Scenario
+
+
+class Status(enum.Enum):
+    OK = "ok"
+    FAILED = "failed"
+    """An assert that did not hold, a wait that timed out, a step that could not be done."""
+    SKIPPED = "skipped"
+    """A step that could not be done, in a scenario whose ``step_errors`` is ``skip``."""
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    index: int
+    """0-based; people see it plus one."""
+    kind: str
+    description: str
+    started_at: float
+    """Seconds since the scenario started."""
+    status: Status
+    detail: str = ""
+    """Why it failed or was skipped; for asserts and waits, the values observed."""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not Status.FAILED
+
+
+@dataclass(frozen=True)
+class InvariantOutcome:
+    name: str
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    scenario: Scenario
+    backend: str
+    """``simulator`` or ``real``."""
+    seed: int
+    steps: tuple[StepOutcome, ...]
+    invariants: tuple[InvariantOutcome, ...]
+    analysis: Analysis
+    duration: float
+    """Seconds of the scenario's time the run took (virtual in the simulator)."""
+    wall_seconds: float
+    trace_digest: str | None
+    """SHA-256 of the simulator's event trace (None for real nodes)."""
+    events: int
+    crash: str | None = None
+    """A failure that ended the run early: a strategy or a node that raised."""
+
+    @property
+    def failed_steps(self) -> tuple[StepOutcome, ...]:
+        return tuple(s for s in self.steps if not s.ok)
+
+    @property
+    def violations(self) -> tuple[InvariantOutcome, ...]:
+        return tuple(i for i in self.invariants if not i.ok)
+
+    @property
+    def passed(self) -> bool:
+        return self.crash is None and not self.failed_steps and not self.violations
