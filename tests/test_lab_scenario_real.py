@@ -1,0 +1,67 @@
+"""The same scenario file on real node processes: ``forklab scenario run --real``.
+
+* fork-and-converge runs on a devnet of four real node processes on loopback, made for the run
+  in a temporary directory: the partition forks the chain, the heal reorganises the west side
+  onto the east's branch, the payment goes back to the mempools and is confirmed again; every
+  assert of the lesson holds, as in the simulator, and the report reads the tree from the
+  nodes (two stale blocks, two reorganisations of depth two);
+* afterwards nothing is left: no process, no file;
+* a scenario real nodes cannot run (an attacker strategy, changed constants) is refused with
+  the reasons, before any process starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from node.lab import report
+from node.lab.runner_real import run_real, unsupported
+from node.lab.scenario import ScenarioError
+from node.lab.scenarios import builtin
+
+
+def test_fork_and_converge_passes_on_real_nodes(tmp_path: Path) -> None:
+    narrated: list[str] = []
+    result = run_real(
+        builtin("fork-and-converge"),
+        workdir=tmp_path,
+        on_step=lambda outcome: narrated.append(outcome.description),
+    )
+    failures = [f"step {s.index + 1}: {s.description}: {s.detail}" for s in result.failed_steps]
+    assert result.passed, "\n".join(failures)
+    assert result.backend == "real" and result.trace_digest is None
+    assert narrated == [s.describe() for s in builtin("fork-and-converge").steps]
+
+    data = report.as_json(result)
+    assert data["reorgs"]["max_depth"] == 2
+    assert data["chain"]["stale_blocks"] == 2
+    stale = [b for b in data["blocks"] if not b["main"]]
+    assert [b["miner"] for b in stale] == ["@n1", "@n1"]
+    assert set(data["tips"]) == {"n1", "n2", "n3", "n4"}
+    (payment,) = data["transactions"]
+    assert payment["confirmations"] == 1
+
+    assert list(tmp_path.iterdir()) == [], "the devnet was taken down and wiped"
+
+
+@pytest.mark.parametrize("name", ["double-spend", "monetary-policy"])
+def test_a_scenario_real_nodes_cannot_run_is_refused_before_anything_starts(
+    name: str, tmp_path: Path
+) -> None:
+    reasons = unsupported(builtin(name))
+    assert reasons
+    with pytest.raises(ScenarioError, match="cannot run on real nodes") as caught:
+        run_real(builtin(name), workdir=tmp_path)
+    assert reasons[0] in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_which_built_ins_run_on_real_nodes() -> None:
+    for name in ("fork-and-converge", "concentration", "geography"):
+        assert unsupported(builtin(name)) == [], name
+    assert any(
+        "strategies run in the simulator" in r for r in unsupported(builtin("selfish-mining"))
+    )
+    assert any("[params]" in r for r in unsupported(builtin("monetary-policy")))
