@@ -48,23 +48,23 @@ OTHER = "#7f7f7f"
 
 def svg(result: ScenarioResult) -> str:
     a = result.analysis
-    colours = _colours(a)
     shown, skipped = _window(a)
+    colours = _colours(a, shown)
     lanes = _lanes(shown, a)
     lane_count = max(lanes.values(), default=0) + 1
     tree_top = MARGIN + 30
-    tree_height = lane_count * LANE + 30
-    bars_top = tree_top + tree_height + 30
-    miners = list(a.miners)
-    height = bars_top + len(miners) * (2 * BAR + 12) + MARGIN
+    legend_top = tree_top + lane_count * LANE + 24
+    bars_top = legend_top + 50
+    height = bars_top + len(a.miners) * (2 * BAR + 12) + MARGIN
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
         f'viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">',
         f'<rect width="{WIDTH}" height="{height}" fill="white"/>',
         _text(MARGIN, MARGIN, _title(result), size=16, weight="bold"),
     ]
-    out += _tree(shown, skipped, a, lanes=lanes, colours=colours, top=tree_top)
-    out += _bars(miners, colours, bars_top)
+    out += _tree(shown, a, lanes=lanes, colours=colours, top=tree_top)
+    out += _legend(colours, skipped, legend_top)
+    out += _bars(a.miners, colours, bars_top)
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -75,10 +75,29 @@ def _title(result: ScenarioResult) -> str:
     return f"{name} ({result.backend}, seed {result.seed}): {verdict}"
 
 
-def _colours(a: Analysis) -> dict[str, str]:
-    colours = {m.name: PALETTE[i % len(PALETTE)] for i, m in enumerate(a.miners)}
+def _colours(a: Analysis, shown: Sequence[BlockInfo]) -> dict[str, str]:
+    """A colour per miner drawn: the scenario's miners first, then the others (``@NODE``) as
+    they first appear; funding blocks are grey."""
+    labels = [m.name for m in a.miners]
+    labels += sorted({b.miner for b in shown} - set(labels) - {FUNDING})
+    colours = {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
     colours[FUNDING] = OTHER
     return colours
+
+
+def _legend(colours: dict[str, str], skipped: int, top: int) -> list[str]:
+    out = []
+    x = float(MARGIN)
+    for label, colour in colours.items():
+        if label == FUNDING:
+            continue
+        out.append(f'<circle cx="{x + 5:.1f}" cy="{top - 4}" r="5" fill="{colour}"/>')
+        out.append(_text(x + 14, top, label))
+        x += 30 + 7 * len(label)
+    out.append(_text(MARGIN, top + 22, "hollow: stale (not on the best chain)", size=10))
+    if skipped:
+        out.append(_text(MARGIN + 260, top + 22, f"{skipped} earlier blocks not drawn", size=10))
+    return out
 
 
 def _window(a: Analysis) -> tuple[list[BlockInfo], int]:
@@ -113,7 +132,6 @@ def _lanes(blocks: Sequence[BlockInfo], a: Analysis) -> dict[bytes, int]:
 
 def _tree(
     blocks: Sequence[BlockInfo],
-    skipped: int,
     a: Analysis,
     *,
     lanes: dict[bytes, int],
@@ -134,12 +152,6 @@ def _tree(
     def y(block_hash: bytes) -> float:
         return top + 12 + lanes.get(block_hash, 0) * LANE
 
-    if skipped:
-        out.append(
-            _text(
-                MARGIN, top + 40 + max(lanes.values()) * LANE, f"{skipped} earlier blocks not drawn"
-            )
-        )
     by_hash = {b.hash: b for b in blocks}
     for block in blocks:
         parent = by_hash.get(block.parent)
@@ -165,9 +177,10 @@ def _tree(
     for block_hash, nodes in tips.items():
         held = by_hash.get(block_hash)
         if held is not None:
-            out.append(_text(x(held.height) + 6, y(block_hash) - 6, ",".join(nodes), size=10))
-    out.append(_text(MARGIN - 10, top + 16, str(first), size=10))
-    out.append(_text(x(last) + 8, top + 16, str(last), size=10))
+            out.append(_text(x(held.height) + 9, y(block_hash) + 4, ",".join(nodes), size=10))
+    out.append(_text(x(first) - 6, top + 2, str(first), size=10))
+    if last != first:
+        out.append(_text(x(last) - 6, top + 2, str(last), size=10))
     return out
 
 
