@@ -168,9 +168,11 @@ def test_the_report_tells_the_fork_as_text_json_and_svg() -> None:
         assert block["hash"][:16] in text  # both stale blocks are drawn beside the best chain
 
     svg = ET.fromstring(plot.svg(result))
-    circles = svg.findall(f".//{SVG}circle")
+    circles = [c for c in svg.findall(f".//{SVG}circle") if c.find(f"{SVG}title") is not None]
     mined = [b for b in data["blocks"] if b["miner"] != "funding"]
-    assert len(circles) == len(mined)
+    assert len(circles) == len(mined)  # every block after funding, each with its tooltip
+    legend = [t.text for t in svg.findall(f".//{SVG}text")]
+    assert {"@n1", "@n2", "@n4"} <= set(legend)  # who mined: the west, the east, the last block
     hollow = [c for c in circles if c.get("fill") == "white"]
     assert len(hollow) == len(stale)
 
