@@ -57,6 +57,7 @@ from node.lab.analysis import FUNDING, ON_DEMAND, Analysis, BlockInfo, SentTx, T
 from node.lab.conditions import STRATEGY_FACTS, Condition, Evaluation, Facts, Needs
 from node.lab.outcome import ScenarioResult, Status, StepOutcome
 from node.lab.scenario import (
+    NAME,
     Assert,
     Heal,
     Honest,
@@ -222,6 +223,7 @@ class RealRunner:
         self.started = time.time()
         self._payees: dict[bytes, str] = {}
         self._wallets: frozenset[str] = frozenset()
+        self._log_start: dict[str, int] = {}
         self._funding_height = 0
 
     # ------------------------------------------------------------------------------ setup
@@ -278,6 +280,9 @@ class RealRunner:
             else len(devnet_wallets.funding_payees(self.params, state.wallets))
         )
         self.observe()
+        for name, devnet_name in self.names.nodes.items():
+            with contextlib.suppress(OSError):
+                self._log_start[name] = self.devnet.paths.log(devnet_name).stat().st_size
         self.started = time.time()
         wall = time.perf_counter()
         for index, step in enumerate(self.scenario.steps):
@@ -355,8 +360,8 @@ class RealRunner:
 
     def _address(self, target: str) -> str:
         """A scenario name as the devnet's address for it (miners' wallets are ``mK``)."""
-        if not (target[:1].islower() and target.replace("-", "").replace("_", "").isalnum()):
-            return target  # an address already
+        if not NAME.fullmatch(target):
+            return target  # an address already (the scenario checked it)
         return devnet_wallets.address(self.params, self.names.wallet(target))
 
     def _mine(self, step: Mine) -> None:
@@ -494,7 +499,7 @@ class RealRunner:
             params=self.params,
             tips=tips,
             reorgs=dict(self.reorgs()),
-            errors=0,
+            errors=self._logged_errors(),
             hash_shares={m.name: (m.share / total if total else 0.0) for m in self.scenario.miners},
             analysis=analysis,
             peers=self._peers(needs.peers),
@@ -504,6 +509,16 @@ class RealRunner:
                 if node
             },
         )
+
+    def _logged_errors(self) -> int:
+        """ERROR lines the nodes logged since the steps began (the simulator's ``errors``)."""
+        count = 0
+        for name, devnet_name in self.names.nodes.items():
+            path = self.devnet.paths.log(devnet_name)
+            with contextlib.suppress(OSError), path.open("rb") as log:
+                log.seek(self._log_start.get(name, 0))
+                count += sum(1 for line in log if b" ERROR " in line)
+        return count
 
     def _peers(self, names: Sequence[str] | frozenset[str]) -> dict[str, int]:
         peers = dict.fromkeys(names, 0)

@@ -17,9 +17,9 @@ The parts:
   wallets in turn, mined on the first node (miner ``funding``);
 - miners: a node, a share of the hash power, a strategy (honest, selfish, censoring,
   double-spend); a miner's coins go to the wallet named after it;
-- steps, run in order: :class:`Partition`, :class:`Heal`, :class:`Kill`, :class:`Restart`,
-  :class:`SetLatency`, :class:`SetShare`, :class:`Send`, :class:`Mine`, :class:`Wait`,
-  :class:`Assert`, :class:`Note`;
+- steps, run in order (:mod:`node.lab.steps`, re-exported here): :class:`Partition`,
+  :class:`Heal`, :class:`Kill`, :class:`Restart`, :class:`SetLatency`, :class:`SetShare`,
+  :class:`Send`, :class:`Mine`, :class:`Wait`, :class:`Assert`, :class:`Note`;
 - invariants to check after the steps (the fuzzer's; :mod:`node.lab.invariants`).
 
 Names of nodes, miners, wallets and labels are lower-case words (``[a-z][a-z0-9_-]*``, at most 32
@@ -40,16 +40,65 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
 from node.core.address import decode_address
 from node.core.errors import AddressError, ForklabError
 from node.core.params import PRESETS, NetworkParams
-from node.core.tx import COIN, MAX_MONEY
+from node.core.tx import MAX_MONEY
 from node.devnet.state import DevnetError
 from node.devnet.topology import Topology
 from node.lab.conditions import Arg, Condition, suggest
+from node.lab.steps import (
+    STEPS,
+    Assert,
+    Heal,
+    Kill,
+    Mine,
+    Note,
+    Partition,
+    Restart,
+    Send,
+    SetLatency,
+    SetShare,
+    Step,
+    Wait,
+    coins,
+    format_coins,
+    step_context,
+)
+
+__all__ = [
+    "NAME",
+    "PARAM_OVERRIDES",
+    "STEPS",
+    "STRATEGIES",
+    "Assert",
+    "Censoring",
+    "DoubleSpend",
+    "Heal",
+    "Honest",
+    "Kill",
+    "LinkDecl",
+    "Mine",
+    "MinerDecl",
+    "NodeDecl",
+    "Note",
+    "Partition",
+    "Restart",
+    "Scenario",
+    "ScenarioError",
+    "Selfish",
+    "Send",
+    "SetLatency",
+    "SetShare",
+    "Step",
+    "StrategySpec",
+    "Wait",
+    "coins",
+    "format_coins",
+    "step_context",
+]
 
 NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 SCENARIO_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
@@ -80,26 +129,6 @@ class ScenarioError(ForklabError):
         self.section = section
         self.index = index
         self.key = key
-
-
-def coins(text: str | int | float) -> int:
-    """An amount of coins (``2.5``, ``"0.001"``) in units, exactly; ValueError if it is not one."""
-    try:
-        value = Decimal(str(text))
-    except InvalidOperation:
-        raise ValueError(f"{text!r} is not a number of coins") from None
-    units = value * COIN
-    if not value.is_finite() or units != units.to_integral_value():
-        raise ValueError(f"{text!r} is not a number of coins with at most eight decimals")
-    if not 0 < units <= MAX_MONEY:
-        raise ValueError(f"{text!r}: an amount is above 0 and at most 21,000,000 coins")
-    return int(units)
-
-
-def format_coins(units: int) -> str:
-    """Units as coins, without trailing zeros: ``250000000`` -> ``"2.5"``."""
-    text = f"{Decimal(units) / COIN:f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 # -------------------------------------------------------------------------- declarations
@@ -183,197 +212,6 @@ class MinerDecl:
     node: str
     share: float
     strategy: StrategySpec = Honest()
-
-
-# --------------------------------------------------------------------------------- steps
-
-
-@dataclass(frozen=True)
-class Partition:
-    """Cut the network into groups; nodes named in no group form one more group."""
-
-    kind: ClassVar[str] = "partition"
-    groups: tuple[tuple[str, ...], ...]
-
-    def describe(self) -> str:
-        return "partition " + " | ".join(",".join(g) for g in self.groups)
-
-
-@dataclass(frozen=True)
-class Heal:
-    """Lift the partition; nodes reconnect on their own."""
-
-    kind: ClassVar[str] = "heal"
-
-    def describe(self) -> str:
-        return "heal"
-
-
-@dataclass(frozen=True)
-class Kill:
-    """Crash a node."""
-
-    kind: ClassVar[str] = "kill"
-    node: str
-
-    def describe(self) -> str:
-        return f"kill {self.node}"
-
-
-@dataclass(frozen=True)
-class Restart:
-    """Start a killed node again."""
-
-    kind: ClassVar[str] = "restart"
-    node: str
-
-    def describe(self) -> str:
-        return f"restart {self.node}"
-
-
-@dataclass(frozen=True)
-class SetLatency:
-    """Set the one-way latency between two nodes, both ways."""
-
-    kind: ClassVar[str] = "latency"
-    a: str
-    b: str
-    seconds: float
-
-    def describe(self) -> str:
-        return f"latency {self.a} - {self.b}: {self.seconds:g} s"
-
-
-@dataclass(frozen=True)
-class SetShare:
-    """Change a miner's hash power (simulator only)."""
-
-    kind: ClassVar[str] = "share"
-    miner: str
-    share: float
-
-    def describe(self) -> str:
-        return f"share of {self.miner}: {self.share:g}"
-
-
-@dataclass(frozen=True)
-class Send:
-    """Wallet ``sender`` pays ``amount`` units to ``to`` through node ``via``.
-
-    ``conflicts`` names an earlier send whose first coin this one spends instead: a double
-    spend, refused by a node that already has the other, accepted across a partition.
-    """
-
-    kind: ClassVar[str] = "send"
-    sender: str
-    to: str
-    amount: int
-    via: str | None = None
-    """None: the first node."""
-    label: str | None = None
-    """A name for the transaction, for conditions (``confirmations(LABEL)``) and the report."""
-    fee_rate: int | None = None
-    conflicts: str | None = None
-
-    def describe(self) -> str:
-        text = f"send {format_coins(self.amount)} {self.sender} -> {self.to}"
-        if self.via:
-            text += f" via {self.via}"
-        if self.conflicts:
-            text += f", double-spending {self.conflicts}"
-        return text + (f" ({self.label})" if self.label else "")
-
-
-@dataclass(frozen=True)
-class Mine:
-    """Find ``blocks`` blocks: on ``node``'s tip now (paying ``to``, or ``@NODE``), by ``miner``
-    now (its strategy decides where), or, with neither, by the miners at their shares while the
-    network runs."""
-
-    kind: ClassVar[str] = "mine"
-    blocks: int = 1
-    node: str | None = None
-    miner: str | None = None
-    to: str | None = None
-
-    def describe(self) -> str:
-        plural = "block" if self.blocks == 1 else "blocks"
-        if self.node is not None:
-            where = f" on {self.node}" + (f" paying {self.to}" if self.to else "")
-        elif self.miner is not None:
-            where = f" by {self.miner}"
-        else:
-            where = " by the miners"
-        return f"mine {self.blocks} {plural}{where}"
-
-
-@dataclass(frozen=True)
-class Wait:
-    """Let the network run ``seconds``, or until ``until`` holds (at most ``timeout``).
-
-    ``mining``: the miners mine meanwhile (at their shares). A wait that times out is a failure.
-    """
-
-    kind: ClassVar[str] = "wait"
-    seconds: float | None = None
-    until: Condition | None = None
-    timeout: float = 3600.0
-    mining: bool = False
-
-    def describe(self) -> str:
-        mining = ", mining" if self.mining else ""
-        if self.until is not None:
-            return f"wait until {self.until} (at most {self.timeout:g} s{mining})"
-        return f"wait {self.seconds:g} s{mining}"
-
-
-@dataclass(frozen=True)
-class Assert:
-    """Check a condition now; a failure is reported (the steps go on)."""
-
-    kind: ClassVar[str] = "assert"
-    that: Condition
-    message: str = ""
-
-    def describe(self) -> str:
-        return f"assert {self.that}"
-
-
-@dataclass(frozen=True)
-class Note:
-    """A line of narration, put in the trace and shown as the scenario runs."""
-
-    kind: ClassVar[str] = "note"
-    text: str
-
-    def describe(self) -> str:
-        return self.text
-
-
-Step = (
-    Partition | Heal | Kill | Restart | SetLatency | SetShare | Send | Mine | Wait | Assert | Note
-)
-STEPS: dict[str, type[Step]] = {
-    cls.kind: cls
-    for cls in (
-        Partition,
-        Heal,
-        Kill,
-        Restart,
-        SetLatency,
-        SetShare,
-        Send,
-        Mine,
-        Wait,
-        Assert,
-        Note,
-    )
-}
-
-
-def step_context(index: int, step: Step) -> str:
-    """``step 3 (partition)``: how messages name a step (numbered from 1, as people count)."""
-    return f"step {index + 1} ({step.kind})"
 
 
 # ------------------------------------------------------------------------------ scenario
