@@ -6,7 +6,7 @@
   held and 1 when one did not; ``--seed`` changes the run; ``--report-dir`` writes the report
   as text, JSON and SVG, and the trace, whose digest is the run's;
 * a bad file, or a name that is neither a file nor a built-in, is one line on stderr with the
-  file's line, and exit status 1;
+  file's line, and exit status 1; so is ``--block-time`` without ``--real``;
 * ``fuzz`` prints a one-line summary and exits 0 when every invariant held; a bad ``--nodes``
   is refused by argparse before anything runs.
 """
@@ -135,6 +135,8 @@ def test_a_name_that_is_neither_a_file_nor_a_built_in_lists_the_built_ins(
     assert "fork-and-converge" in err
     assert cli.main(["scenario", "show", "nothing"]) == 1
     assert "no built-in scenario 'nothing'" in capsys.readouterr().err
+    assert cli.main(["scenario", "run", "fork-and-converge", "--block-time", "1"]) == 1
+    assert "--block-time paces real nodes: it goes with --real" in capsys.readouterr().err
 
 
 def test_fuzz_prints_a_summary_and_refuses_bad_options(

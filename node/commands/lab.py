@@ -239,7 +239,6 @@ def _register_scenario(subparsers: Subparsers) -> None:
     run.add_argument(
         "--block-time",
         type=_seconds,
-        default=BLOCK_TIME,
         metavar="SECONDS",
         help=f"with --real: real seconds between blocks (default {BLOCK_TIME:g}); every "
         "duration of the scenario is scaled by block time / interval",
@@ -284,12 +283,14 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _run_scenario(args: argparse.Namespace) -> int:
+    if args.block_time is not None and not args.real:
+        raise ScenarioError("--block-time paces real nodes: it goes with --real")
     scenario = find(args.scenario)
-    if args.real and args.report_dir is None and not args.json:
-        print(f"running {scenario.name} on a devnet of real nodes...", file=sys.stderr)
     trace = Trace(keep=args.report_dir is not None)
     if args.real:
-        result = run_real(scenario, seed=args.seed, block_time=args.block_time, on_step=_narrate)
+        print(f"running {scenario.name} on a devnet of real nodes", file=sys.stderr, flush=True)
+        block_time = BLOCK_TIME if args.block_time is None else args.block_time
+        result = run_real(scenario, seed=args.seed, block_time=block_time, on_step=_narrate)
     else:
         result = run_scenario(scenario, seed=args.seed, trace=trace)
     if args.report_dir is not None:
