@@ -8,6 +8,8 @@
   run, about 15 s on the 2-core test machine;
 * ``--json`` gives per run its seed, the invariants checked and the trace digest, the same
   every time;
+* a case written to a file replays in another process, under another hash seed, with the same
+  trace digest;
 * a failure is found, shrunk and replayed exactly: a test-only invariant (no reorganisation
   deeper than one block) fails on some seeds; the fuzzer shrinks the case to a scenario file
   from which removing any step makes the failure go away, and running that file gives the same
@@ -19,8 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -32,8 +38,10 @@ from node.lab.fuzz import fuzz, generate, run_case, shrink
 from node.lab.invariants import DEFAULT_INVARIANTS, Invariant
 from node.lab.runner_sim import SimRunner
 from node.lab.scenario import Scenario, Send
-from node.lab.scenario_toml import parse_scenario
+from node.lab.scenario_toml import dump_scenario, parse_scenario
 from node.lab.shrink import ddmin
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(
@@ -167,6 +175,29 @@ def test_a_failure_is_shrunk_to_a_file_that_replays_it_exactly(no_deep_reorg: st
     for position in range(len(minimal.steps)):
         fewer = minimal.with_steps(minimal.steps[:position] + minimal.steps[position + 1 :])
         assert run_case(fewer).failure != no_deep_reorg, f"step {position + 1} is not needed"
+
+
+def test_a_case_written_to_a_file_replays_in_another_process_with_the_same_digest(
+    tmp_path: Path,
+) -> None:
+    case = generate(3)
+    here = run_case(case)
+    path = tmp_path / "fuzz-3.toml"
+    path.write_text(dump_scenario(case))
+    env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "node", "scenario", "run", str(path), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    there = json.loads(done.stdout)
+    assert there["trace_digest"] == here.trace_digest
+    assert [i["name"] for i in there["invariants"]] == list(DEFAULT_INVARIANTS)
 
 
 FOUND_BEFORE = {
