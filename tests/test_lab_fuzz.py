@@ -14,7 +14,8 @@
   deeper than one block) fails on some seeds; the fuzzer shrinks the case to a scenario file
   from which removing any step makes the failure go away, and running that file gives the same
   violation with the same trace digest;
-* cases the fuzzer once found are kept as scenarios that must now hold every invariant.
+* cases the fuzzer once found are kept as scenarios that must now hold every invariant (each
+  crashed the simulation before the strategy it names was fixed).
 """
 
 from __future__ import annotations
@@ -234,6 +235,36 @@ FOUND_BEFORE = {
         [[step]]
         do = "assert"
         that = "found(m2) == 0"
+        """,
+    "a censor whose node crashed while it judged a block": """\
+        [scenario]
+        name = "fallen-censor"
+        seed = 1724
+        topology = "mesh"
+        latency = 1.0
+        nodes = ["n1", "n2", "n3", "n4"]
+        wallets = ["alice", "bob"]
+        invariants = ["converge", "utxo-replay", "supply", "unique-tx", "no-crash"]
+
+        [params]
+        coinbase_maturity = 3
+
+        [[miner]]
+        name = "m2"
+        node = "n3"
+        share = 0.5
+        strategy = "censoring"
+        addresses = ["bob"]
+        orphan = true
+        give_up_after = 2
+
+        [[step]]
+        do = "mine"
+        node = "n3"
+
+        [[step]]
+        do = "kill"
+        node = "n3"
         """,
     "a selfish pool whose relay node crashed": """\
         [scenario]

@@ -337,6 +337,8 @@ class Censoring(Strategy):
             self._holding.append(block.hash)
             await private.sim_node.require().invalidate_block(block.hash)
             sim.note("censor refuses a block", miner=self.miner_name, hash=block.hash_hex)
+        if not sim.node(self.node).up:
+            return  # its node crashed meanwhile: the next block it connects brings it back here
         behind = sim.node(self.node).height - private.height
         if self._holding and self.give_up_after is not None and behind >= self.give_up_after:
             await self._give_up(sim)
@@ -468,6 +470,9 @@ class DoubleSpend(Strategy):
         wallet = sim.wallet(self.miner_name)
         pay_to = sim.pubkey_hash(self.merchant)
         public = sim.node(self.node)
+        if not public.up:
+            self.phase = AttackPhase.WAITING  # its node crashed meanwhile: start once it is back
+            return
         next_height, coins = await public.query(
             lambda chain, _m: (chain.height + 1, chain.coins_for(wallet.pubkey_hashes))
         )
@@ -533,6 +538,8 @@ class DoubleSpend(Strategy):
     async def _maybe_release(self, sim: Simulation) -> None:
         if self.phase is not AttackPhase.MINING or self.delivered_at is None:
             return
+        if not sim.node(self.node).up:
+            return  # released when its node is back and the next block is found
         public = sim.node(self.node).require().tip
         private = self.private.sim_node.require().tip
         if private.chain_work <= public.chain_work:
@@ -546,7 +553,7 @@ class DoubleSpend(Strategy):
             await sim.publish(self._miner, block, self.node)
 
     async def _check_behind(self, sim: Simulation) -> None:
-        if self.phase is not AttackPhase.MINING:
+        if self.phase is not AttackPhase.MINING or not sim.node(self.node).up:
             return
         behind = sim.node(self.node).height - self.private.height
         if behind >= self.give_up_behind:
