@@ -31,7 +31,6 @@ import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
 
 from node.chainstate import ChainState
 from node.core.block import Block
@@ -70,6 +69,7 @@ from node.lab.scenario import (
 )
 from node.lab.sim import Simulation, simulate
 from node.lab.trace import Trace
+from node.p2p import P2PConfig
 from node.wallet.payment import build_payment
 
 StepCallback = Callable[[StepOutcome], None]
@@ -78,6 +78,7 @@ STEP_FAILURES = (SimulationError, WalletError, RuleError, AddressError)
 """What a step that cannot be done raises (as opposed to a bug, which is a crash)."""
 
 SETTLE_TIMEOUT = 3600.0
+CONNECT_TIMEOUT = 600.0
 POLLS_PER_WAIT = 2000
 
 
@@ -148,15 +149,23 @@ def run_scenario(
     )
 
 
-def _p2p_for(scenario: Scenario) -> Any:
-    """The simulated nodes' P2P settings, with room in their timeouts for the slowest link (a
-    handshake or a block request crosses it a few times)."""
-    slowest = max(
+def slowest_link(scenario: Scenario) -> float:
+    """The longest one-way latency any link of the scenario ever has, seconds."""
+    return max(
         [scenario.latency]
         + [link.latency or 0.0 for link in scenario.links]
         + [s.seconds for s in scenario.steps if isinstance(s, SetLatency)]
     )
-    slack = 4 * slowest
+
+
+def _p2p_for(scenario: Scenario) -> P2PConfig:
+    """The simulated nodes' P2P settings, with room in their timeouts for the slowest link.
+
+    A handshake or a block request crosses it three or four times, and on a lossy link a lost
+    frame costs a retransmission timeout of two crossings more: ten crossings make a timeout
+    that only a run of losses exceeds (with 10% loss, about one handshake in a thousand).
+    """
+    slack = 10 * slowest_link(scenario)
     return dataclasses.replace(
         SIM_P2P,
         handshake_timeout=SIM_P2P.handshake_timeout + slack,
@@ -231,7 +240,8 @@ class SimRunner:
                 clock_offset=decl.clock_offset,
                 persistent=decl.persistent,
             )
-        await sim.wait_connected()
+        # Every link is up before anything happens: give the slow ones their time.
+        await sim.wait_connected(timeout=CONNECT_TIMEOUT + 100 * slowest_link(scenario))
         if scenario.wallets:
             count = scenario.funding_blocks()
             for n in range(count):
