@@ -68,6 +68,8 @@ MAX_TXS = 2000
 """The most a caller may ask for (the RPC's bound: a reply of a few megabytes at most)."""
 
 DEFAULT_MAX_HOPS = 100
+MAX_HOPS = 10_000
+"""Beyond any real trail; it only bounds what a caller may ask."""
 
 ValueOf = Callable[[OutPoint], int]
 """What an output spent by a transaction was worth (undo data, a replay or a mempool view)."""

@@ -153,6 +153,11 @@ GOOD: list[tuple[str, Params, Check]] = [
     ("help", lambda f: ["getblock"], lambda r, f: r.startswith('getblock "blockhash"')),
     ("uptime", lambda f: [], lambda r, f: isinstance(r, int) and r >= 0),
     ("getlinkpolicy", lambda f: [], lambda r, f: r == {"blocked": [], "latency_ms": {}}),
+    (
+        "traceaddress",
+        lambda f: [f.address, 5],
+        lambda r, f: r["truncated"] and len(r["txs"]) == 5 and r["txs"][0]["coinbase"],
+    ),
 ]
 
 # Methods whose good path changes the node; each has its own test below.
@@ -243,6 +248,10 @@ BAD: list[tuple[str, Params, int]] = [
     ("sendtoaddress", lambda f: [f.address, True], -3),
     ("validateaddress", lambda f: [], -1),
     ("help", lambda f: [5], -3),
+    ("traceaddress", lambda f: ["bogus"], -5),
+    ("traceaddress", lambda f: [f.address, 0], -8),
+    ("traceaddress", lambda f: [f.address, 10, -1], -8),
+    ("traceaddress", lambda f: [f.address, "10"], -3),
     ("uptime", lambda f: {"verbose": True}, -8),
 ]
 

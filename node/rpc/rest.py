@@ -25,6 +25,8 @@ route                                       answer
                                             from ``?blockhash=HASH``
 ``/rest/address/ADDR/utxos``                the address's unspent outputs, confirmed and in
                                             the mempool, and whether a mempool tx spends them
+``/rest/trace/ADDR``                        traceaddress: the coins paid to ADDR followed
+                                            forward (``?max_txs=N&max_hops=H&mempool=0``)
 ``/rest/mempool``                           getmempoolinfo plus ``txids``
 ``/rest/mempool/contents``                  getrawmempool verbose
 ``/rest/peers``                             getpeerinfo
@@ -44,6 +46,7 @@ from node.core.errors import AddressError
 from node.core.hashing import hash_hex
 from node.core.mempool import Mempool
 from node.core.tx import OutPoint
+from node.moneyflow import DEFAULT_MAX_HOPS, DEFAULT_MAX_TXS, MAX_HOPS, MAX_TXS
 from node.rpc.context import RpcContext
 from node.rpc.errors import RpcCode, RpcError
 from node.rpc.jsonfmt import Amount, dumps
@@ -226,6 +229,14 @@ class RestApi:
 
         return await self.ctx.node.query(read)
 
+    async def trace(self, request: web.Request) -> Any:
+        max_txs = _int_query(request, "max_txs", DEFAULT_MAX_TXS, 1, MAX_TXS)
+        max_hops = _int_query(request, "max_hops", DEFAULT_MAX_HOPS, 0, MAX_HOPS)
+        include_mempool = bool(_int_query(request, "mempool", 1, 0, 1))
+        return await self.call(
+            "traceaddress", request.match_info["address"], max_txs, max_hops, include_mempool
+        )
+
     async def mempool(self, _request: web.Request) -> Any:
         info = await self.call("getmempoolinfo")
         return info | {"txids": await self.call("getrawmempool", False)}
@@ -256,6 +267,7 @@ def add_rest_routes(
         "/rest/headers/{hash}": api.headers,
         "/rest/tx/{txid}": api.tx,
         "/rest/address/{address}/utxos": api.address_utxos,
+        "/rest/trace/{address}": api.trace,
         "/rest/mempool": api.mempool,
         "/rest/mempool/contents": api.mempool_contents,
         "/rest/peers": api.peers,

@@ -14,6 +14,7 @@ mining           getmininginfo, getnetworkhashps, getblocktemplate, submitblock,
 wallet           getnewaddress, getbalance, getbalances, listunspent, sendtoaddress
 control          help, uptime, stop; validateaddress (category util)
 links            getlinkpolicy, setlinkpolicy (forklab's own: partitions and latency)
+tracing          traceaddress (forklab's own: follow an address's coins forward)
 ===============  ==========================================================================
 
 Each module collects its methods in a :class:`~node.rpc.registry.MethodTable`; importing the
@@ -22,7 +23,16 @@ package builds nothing else, and :func:`build_registry` merges the tables.
 
 from __future__ import annotations
 
-from node.rpc.methods import blockchain, control, links, mining, network, rawtransactions, wallet
+from node.rpc.methods import (
+    blockchain,
+    control,
+    links,
+    mining,
+    network,
+    rawtransactions,
+    tracing,
+    wallet,
+)
 from node.rpc.registry import Registry
 
 
@@ -36,6 +46,7 @@ def build_registry() -> Registry:
             mining.table,
             network.table,
             rawtransactions.table,
+            tracing.table,
             wallet.table,
         ]
     )
