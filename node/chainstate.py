@@ -56,7 +56,7 @@ from node.core.mempool import Mempool
 from node.core.orphans import OrphanBlocks
 from node.core.params import NetworkParams
 from node.core.sigcache import SignatureCache
-from node.core.template import BlockTemplate, build_template
+from node.core.template import NO_POLICY, BlockTemplate, MiningPolicy, build_template
 from node.core.tx import OutPoint
 from node.core.utxo import Coin, CoinsCache
 from node.core.validation import (
@@ -493,9 +493,16 @@ def _failed_ancestor_error(entry: BlockEntry) -> RuleError:
 
 
 def template_on_tip(
-    chain: ChainState, mempool: Mempool, payout: bytes, now: int, message: bytes = b""
+    chain: ChainState,
+    mempool: Mempool,
+    payout: bytes,
+    now: int,
+    message: bytes = b"",
+    *,
+    policy: MiningPolicy = NO_POLICY,
 ) -> BlockTemplate:
-    """A template for the next block on ``chain``'s tip, paying ``payout``.
+    """A template for the next block on ``chain``'s tip, paying ``payout``, leaving out what
+    ``policy`` refuses.
 
     The chain supplies what only it knows (parent, height, expected ``bits``, median time past);
     every miner of forklab (RPC, ``forklab mine`` in-process, the simulator, the quickstart)
@@ -512,4 +519,5 @@ def template_on_tip(
         mempool=mempool,
         payout_pubkey_hash=payout,
         message=message,
+        policy=policy,
     )

@@ -92,6 +92,7 @@ class Kind(enum.Enum):
     PATH = "path"
     ENDPOINT = "HOST:PORT"
     ENDPOINTS = "list of HOST:PORT"
+    ADDRESSES = "list of addresses"
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,13 @@ OPTIONS: tuple[Option, ...] = (
         "the wallet's first address",
         metavar="ADDRESS",
     ),
+    Option(
+        "mining_exclude_addresses",
+        Kind.ADDRESSES,
+        "address whose transactions this node's block templates leave out, with everything "
+        "depending on them (repeatable; a pool's mining policy, see setminingpolicy)",
+        "none",
+    ),
     Option("log_level", Kind.STR, "debug, info, warning or error", "info", metavar="LEVEL"),
 )
 
@@ -190,6 +198,7 @@ class NodeConfig:
     seed: int | None = None
     wallet: bool = True
     mining_address: str | None = None
+    mining_exclude_addresses: tuple[str, ...] = ()
     log_level: str = "info"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     """Where each value came from (flag, environment, file, default), for error messages."""
@@ -225,10 +234,9 @@ def add_arguments(parser: argparse.ArgumentParser, only: Collection[str] | None 
             parser.add_argument(
                 option.flag, dest=dest, action=argparse.BooleanOptionalAction, help=text
             )
-        elif option.kind is Kind.ENDPOINTS:
-            parser.add_argument(
-                option.flag, dest=dest, action="append", metavar="HOST:PORT", help=text
-            )
+        elif option.kind in (Kind.ENDPOINTS, Kind.ADDRESSES):
+            metavar = "HOST:PORT" if option.kind is Kind.ENDPOINTS else "ADDRESS"
+            parser.add_argument(option.flag, dest=dest, action="append", metavar=metavar, help=text)
         else:
             metavar = option.metavar or {
                 Kind.ENDPOINT: "HOST:PORT",
@@ -289,7 +297,7 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def _from_env(option: Option, text: str) -> Any:
-    if option.kind is Kind.ENDPOINTS:
+    if option.kind in (Kind.ENDPOINTS, Kind.ADDRESSES):
         return [part for part in (p.strip() for p in text.split(",")) if part]
     return text
 
@@ -354,6 +362,14 @@ def _to_endpoints(value: Any) -> tuple[Endpoint, ...]:
     return tuple(Endpoint.parse(_to_str(item)) for item in value)
 
 
+def _to_strs(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"expected a list of strings, got {value!r}")
+    return tuple(_to_str(item).strip() for item in value)
+
+
 _CONVERTERS: dict[Kind, Callable[[Any], Any]] = {
     Kind.STR: _to_str,
     Kind.INT: _to_int,
@@ -361,6 +377,7 @@ _CONVERTERS: dict[Kind, Callable[[Any], Any]] = {
     Kind.PATH: _to_path,
     Kind.ENDPOINT: _to_endpoint,
     Kind.ENDPOINTS: _to_endpoints,
+    Kind.ADDRESSES: _to_strs,
 }
 
 
@@ -383,6 +400,13 @@ def _resolve(values: dict[str, Any], sources: dict[str, str], home: Path | None)
             decode_address(mining_address, params.address_version)
         except AddressError as exc:
             raise ConfigError(f"{sources['mining_address']}: {exc}") from None
+    for address in values.get("mining_exclude_addresses", ()):
+        try:
+            decode_address(address, params.address_version)
+        except AddressError as exc:
+            raise ConfigError(
+                f"{sources['mining_exclude_addresses']}: {address!r}: {exc}"
+            ) from None
     level = values.get("log_level", "info").lower()
     if level not in _LOG_LEVELS:
         raise ConfigError(

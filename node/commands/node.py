@@ -36,6 +36,7 @@ from pathlib import Path
 from node import config
 from node.core.address import decode_address
 from node.core.errors import StoreError
+from node.core.template import MiningPolicy
 from node.node import Node
 from node.node import NodeConfig as CoreConfig
 from node.p2p.manager import P2PConfig
@@ -138,6 +139,12 @@ async def serve(cfg: config.NodeConfig, wallet: NodeWallet | None) -> int:
                 decode_address(cfg.mining_address, cfg.params.address_version)
                 if cfg.mining_address is not None
                 else None
+            ),
+            mining_policy=MiningPolicy(
+                frozenset(
+                    decode_address(address, cfg.params.address_version)
+                    for address in cfg.mining_exclude_addresses
+                )
             ),
         )
         server = ApiServer(ctx, ApiSettings(Credentials.of(*pairs), rest_public=cfg.rest_public))

@@ -26,6 +26,14 @@ never placed before its parent. A package that does not fit in the remaining spa
 smaller ones are still tried. Ties go to the transaction seen first. Transactions not final at
 the template's height are left out, with their descendants.
 
+**Mining policy.** A miner may refuse to confirm some transactions: a :class:`MiningPolicy`
+lists public-key hashes whose payments and spends a template leaves out, with everything that
+depends on them (a pool filtering its templates, as real pools do for sanctioned addresses).
+The block stays valid: a policy only chooses among valid transactions, it is not a rule of the
+network, and other miners confirm what this one leaves out. :func:`without` does the same to a
+template already built, for a miner that gets its templates from elsewhere (the fork lab's
+simulated pools).
+
 The template is typed (``getblocktemplate`` renders it, BIP 22/23): each transaction carries
 its fee and the 1-based indexes of the template transactions it depends on.
 
@@ -37,12 +45,14 @@ median time past (the chain knows them and passes them in), read a clock, or sea
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
+from node.core.address import hash160
 from node.core.block import Block
 from node.core.encoding import pack
 from node.core.hashing import sha256d
@@ -166,6 +176,31 @@ class BlockTemplate:
         return Block(header, txs)
 
 
+def touches(tx: Transaction, pubkey_hashes: Collection[bytes]) -> bool:
+    """Whether ``tx`` pays one of ``pubkey_hashes`` or spends a coin of one of them.
+
+    A spend names its key by the public key in the input, whose hash is the coin's owner.
+    """
+    if any(out.pubkey_hash in pubkey_hashes for out in tx.outputs):
+        return True
+    return not tx.is_coinbase() and any(hash160(i.pubkey) in pubkey_hashes for i in tx.inputs)
+
+
+@dataclass(frozen=True)
+class MiningPolicy:
+    """What a miner leaves out of its blocks (see the module docstring); the default, nothing."""
+
+    excluded: frozenset[bytes] = frozenset()
+    """Public-key hashes: a transaction paying one of them or spending one's coin is left out,
+    and so is every transaction that depends on it."""
+
+    def refuses(self, tx: Transaction) -> bool:
+        return bool(self.excluded) and touches(tx, self.excluded)
+
+
+NO_POLICY = MiningPolicy()
+
+
 def build_template(
     params: NetworkParams,
     *,
@@ -179,12 +214,14 @@ def build_template(
     extranonce: int = 0,
     message: bytes = b"",
     max_size: int | None = None,
+    policy: MiningPolicy = NO_POLICY,
 ) -> BlockTemplate:
     """A template for the block at ``height`` on ``parent_hash``, paying ``payout_pubkey_hash``.
 
     ``bits`` and ``median_time_past`` come from the chain (the expected target and the parent's
     median time past), ``now`` from the caller's clock. ``max_size`` (default and upper bound:
-    the network's block size limit) caps the encoded block. ValueError for a bad argument: a
+    the network's block size limit) caps the encoded block; ``policy`` says which transactions
+    the miner refuses (their room goes to others). ValueError for a bad argument: a
     message longer than ``MAX_MESSAGE_SIZE``, a wrong-sized hash, a size too small for a coinbase.
     """
     limit = params.max_block_size if max_size is None else max_size
@@ -212,7 +249,7 @@ def build_template(
     if room < 0:
         raise ValueError(f"max_size {limit} leaves no room for the header and the coinbase")
 
-    chosen = select_transactions(mempool, height=height, max_bytes=room)
+    chosen = select_transactions(mempool, height=height, max_bytes=room, refuse=policy.refuses)
     positions = {entry.txid: n for n, entry in enumerate(chosen, start=1)}
     template_txs = tuple(
         TemplateTx(
@@ -251,20 +288,29 @@ def build_template(
 
 
 def select_transactions(
-    mempool: Mempool, *, height: int, max_bytes: int
+    mempool: Mempool,
+    *,
+    height: int,
+    max_bytes: int,
+    refuse: Callable[[Transaction], bool] | None = None,
 ) -> tuple[MempoolEntry, ...]:
     """Pool entries for a block at ``height``, best ancestor-package fee rate first.
 
-    At most ``max_bytes`` of transactions, in an order valid for a block (parents first).
+    At most ``max_bytes`` of transactions, in an order valid for a block (parents first);
+    none that ``refuse`` picks, nor any of their descendants.
     """
     entries = mempool.entries()
     by_txid = {entry.txid: entry for entry in entries}
     relatives = {entry.txid: mempool.relatives(entry.txid) for entry in entries}
     # Admission order puts parents first, so one pass excludes the descendants of a
-    # non-final transaction along with it.
+    # non-final or refused transaction along with it.
     excluded: set[bytes] = set()
     for entry in entries:
-        if not is_final(entry.tx, height) or relatives[entry.txid].parents & excluded:
+        if (
+            not is_final(entry.tx, height)
+            or (refuse is not None and refuse(entry.tx))
+            or relatives[entry.txid].parents & excluded
+        ):
             excluded.add(entry.txid)
     # Fees and sizes of each candidate's package: itself and its ancestors not yet included.
     package_fee = {txid: rel.ancestor_fees for txid, rel in relatives.items()}
@@ -327,6 +373,38 @@ def coinbase_merkle_branch(txids: Sequence[bytes]) -> tuple[bytes, ...]:
         branch.append(level[1])
         level = [b"", *(sha256d(level[i] + level[i + 1]) for i in range(2, len(level), 2))]
     return tuple(branch)
+
+
+def without(template: BlockTemplate, refuse: Callable[[Transaction], bool]) -> BlockTemplate:
+    """``template`` minus the transactions ``refuse`` picks and every one that depends on them.
+
+    The coinbase value, the fees and the merkle branch are recomputed, so the result is as
+    valid as the template was. (The room they took is not refilled: a builder that can,
+    passes a :class:`MiningPolicy` to :func:`build_template` instead.)
+    """
+    dropped: set[int] = set()
+    for position, entry in enumerate(template.transactions, start=1):
+        if refuse(entry.tx) or dropped.intersection(entry.depends):
+            dropped.add(position)
+    if not dropped:
+        return template
+    # Positions are 1-based and shift down past each dropped transaction.
+    renumber: dict[int, int] = {}
+    kept: list[TemplateTx] = []
+    for position, entry in enumerate(template.transactions, start=1):
+        if position not in dropped:
+            renumber[position] = len(kept) + 1
+            kept.append(
+                dataclasses.replace(entry, depends=tuple(renumber[d] for d in entry.depends))
+            )
+    fees = sum(e.fee for e in kept)
+    return dataclasses.replace(
+        template,
+        transactions=tuple(kept),
+        fees=fees,
+        coinbase_value=template.coinbase_value - template.fees + fees,
+        merkle_branch=coinbase_merkle_branch([e.txid for e in kept]),
+    )
 
 
 def _package(txid: bytes, relatives: dict[bytes, Relatives], included: set[bytes]) -> list[bytes]:

@@ -20,21 +20,18 @@ What this module does not do: decide where a block goes or when (strategies do, 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import random
 import struct
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from node.core.address import hash160
 from node.core.block import Block
-from node.core.template import (
-    BlockTemplate,
-    TemplateTx,
-    coinbase_merkle_branch,
-)
-from node.core.tx import Transaction
+from node.core.template import BlockTemplate, touches, without
+
+# A censoring pool's filter lives with the template builder, beside the node's own mining
+# policy, so real nodes and simulated pools censor alike; re-exported for the strategies.
+__all__ = ["NONCE_SPACE", "FoundCallback", "HashScheduler", "Miner", "grind", "touches", "without"]
 
 NONCE_SPACE = 1 << 32
 
@@ -57,47 +54,6 @@ def grind(template: BlockTemplate, extranonce: int, time: int) -> Block:
             if int.from_bytes(sha256(first.digest()).digest(), "little") <= target:
                 return template.block_for(extranonce, time, nonce)
         extranonce += 1
-
-
-def touches(tx: Transaction, pubkey_hashes: Collection[bytes]) -> bool:
-    """Whether ``tx`` pays one of ``pubkey_hashes`` or spends a coin of one of them.
-
-    A spend names its key by the public key in the input, whose hash is the coin's owner.
-    """
-    if any(out.pubkey_hash in pubkey_hashes for out in tx.outputs):
-        return True
-    return not tx.is_coinbase() and any(hash160(i.pubkey) in pubkey_hashes for i in tx.inputs)
-
-
-def without(template: BlockTemplate, refuse: Callable[[Transaction], bool]) -> BlockTemplate:
-    """``template`` minus the transactions ``refuse`` picks and every one that depends on them.
-
-    The coinbase value, the fees and the merkle branch are recomputed, so the result is as
-    valid as the template was.
-    """
-    dropped: set[int] = set()
-    for position, entry in enumerate(template.transactions, start=1):
-        if refuse(entry.tx) or dropped.intersection(entry.depends):
-            dropped.add(position)
-    if not dropped:
-        return template
-    # Positions are 1-based and shift down past each dropped transaction.
-    renumber: dict[int, int] = {}
-    kept: list[TemplateTx] = []
-    for position, entry in enumerate(template.transactions, start=1):
-        if position not in dropped:
-            renumber[position] = len(kept) + 1
-            kept.append(
-                dataclasses.replace(entry, depends=tuple(renumber[d] for d in entry.depends))
-            )
-    fees = sum(e.fee for e in kept)
-    return dataclasses.replace(
-        template,
-        transactions=tuple(kept),
-        fees=fees,
-        coinbase_value=template.coinbase_value - template.fees + fees,
-        merkle_branch=coinbase_merkle_branch([e.txid for e in kept]),
-    )
 
 
 @dataclass

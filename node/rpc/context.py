@@ -9,8 +9,9 @@ API never changes chain state behind the node's back.
 
 Besides the node, a method gets the wallet (:class:`~node.rpc.wallet_service.NodeWallet`, or
 None when the node runs without one), the registry (for ``help``), a way to ask the process to
-stop, the clock, getwork's board and the long-poll watcher (state that belongs to the API, not
-to the node), and the metrics counters.
+stop, the clock, getwork's board, the long-poll watcher and the mining policy (state that
+belongs to the API, not to the node: they shape the work it hands out, never what it accepts),
+and the metrics counters.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from node.core.template import NO_POLICY, MiningPolicy
 from node.rpc.errors import RpcCode, RpcError
 from node.rpc.metrics import Counters
 from node.runtime import Clock
@@ -42,6 +44,8 @@ class RpcContext:
     wallet_service: NodeWallet | None = None
     mining_address: bytes | None = None
     """The public-key hash getwork's blocks pay (configured), else the wallet's first key."""
+    mining_policy: MiningPolicy = NO_POLICY
+    """What the node's templates leave out (``mining_exclude_addresses``, ``setminingpolicy``)."""
     counters: Counters = field(default_factory=Counters)
 
     @property

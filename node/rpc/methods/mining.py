@@ -8,6 +8,13 @@ for a block that became the tip, else a BIP 22 reason: ``duplicate``, ``duplicat
 ``inconclusive`` (stored, but not on the active chain: a side branch, or its parent is still
 missing) or the reject reason of the rule it broke.
 
+A node's *mining policy* (``getminingpolicy``, ``setminingpolicy``; configured with
+``mining_exclude_addresses``) is what every template it builds leaves out: transactions paying
+or spending listed addresses, and everything depending on them, as pools filter their
+templates. It shapes only the work this node hands out (getblocktemplate, getwork,
+generatetoaddress); the node still accepts, relays and validates such transactions and the
+blocks of other miners that include them.
+
 BIP 23 block proposals (``"mode": "proposal"``) are not offered: checking a block without its
 proof of work needs a rule entry point the consensus core does not expose.
 """
@@ -19,17 +26,17 @@ from collections.abc import Callable
 from typing import Any
 
 from node.chainstate import ChainState, template_on_tip
-from node.core.address import decode_address
+from node.core.address import decode_address, encode_address
 from node.core.block import MAX_BLOCK_SIZE, Block
 from node.core.errors import AddressError, DecodeError
 from node.core.hashing import hash_hex
 from node.core.header import BlockHeader, bits_to_target, difficulty
 from node.core.mempool import Mempool
-from node.core.template import BlockTemplate
+from node.core.template import NO_POLICY, BlockTemplate, MiningPolicy
 from node.p2p.peer import with_timeout
 from node.rpc.context import RpcContext
 from node.rpc.errors import RpcCode, RpcError, invalid_parameter
-from node.rpc.registry import Hex, Int, MethodTable, Obj, Param, Str
+from node.rpc.registry import Arr, Hex, Int, MethodTable, Obj, Param, Str
 from node.rpc.work import (
     GETWORK_DATA_SIZE,
     LONGPOLL_MEMPOOL_AFTER,
@@ -46,20 +53,27 @@ table = MethodTable("mining")
 NONCE_SPACE = 1 << 32
 NO_PAYOUT = bytes(20)
 """getblocktemplate builds no coinbase for the miner; the template's own pays nobody."""
+MAX_EXCLUDED = 10_000
+"""Addresses a mining policy lists at most."""
 
 
 def new_template(
-    chain: ChainState, mempool: Mempool, payout: bytes, now: int
+    chain: ChainState,
+    mempool: Mempool,
+    payout: bytes,
+    now: int,
+    policy: MiningPolicy = NO_POLICY,
 ) -> tuple[BlockTemplate, PollState]:
     """A template on the current tip, and the state it was built from (on the chain's owner)."""
-    template = template_on_tip(chain, mempool, payout, now)
+    template = template_on_tip(chain, mempool, payout, now, policy=policy)
     return template, PollState(chain.tip.hash, mempool.revision)
 
 
 def _template_job(
-    payout: bytes, now: int
+    ctx: RpcContext, payout: bytes, now: int
 ) -> Callable[[ChainState, Mempool], tuple[BlockTemplate, PollState]]:
-    return lambda chain, mempool: new_template(chain, mempool, payout, now)
+    policy = ctx.mining_policy  # the policy at the call, whatever a later call changes
+    return lambda chain, mempool: new_template(chain, mempool, payout, now, policy)
 
 
 def _search_job(
@@ -210,7 +224,7 @@ async def getblocktemplate(ctx: RpcContext, template_request: dict[str, Any] | N
             raise RpcError(RpcCode.TYPE_ERROR, "longpollid must be a string")
         await wait_longpoll(ctx, longpollid)
     await ctx.node.query(_refuse_while_syncing)
-    template, poll = await ctx.node.query(_template_job(NO_PAYOUT, int(ctx.clock.time())))
+    template, poll = await ctx.node.query(_template_job(ctx, NO_PAYOUT, int(ctx.clock.time())))
     return template_json(template, poll)
 
 
@@ -277,7 +291,7 @@ async def getwork(ctx: RpcContext, data: bytes | None) -> Any:
     payout = ctx.mining_pubkey_hash()
     now = int(ctx.clock.time())
 
-    template, _ = await ctx.node.query(_template_job(payout, now))
+    template, _ = await ctx.node.query(_template_job(ctx, payout, now))
     header = ctx.work.remember(template, ctx.work.next_extranonce(template.prev_hash))
     return getwork_json(header, template.target)
 
@@ -303,7 +317,7 @@ async def generatetoaddress(
     hashes: list[str] = []
     tries = maxtries
     while len(hashes) < nblocks and tries > 0:
-        template, _ = await ctx.node.query(_template_job(payout, int(ctx.clock.time())))
+        template, _ = await ctx.node.query(_template_job(ctx, payout, int(ctx.clock.time())))
         block, tries = await _solve(ctx, template, tries)
         if block is None:
             break
@@ -333,3 +347,50 @@ async def _solve(ctx: RpcContext, template: BlockTemplate, tries: int) -> tuple[
             start += count
         extranonce += 1
     return None, 0
+
+
+def policy_json(ctx: RpcContext) -> dict[str, Any]:
+    version = ctx.node.params.address_version
+    return {
+        "exclude_addresses": sorted(
+            encode_address(pubkey_hash, version) for pubkey_hash in ctx.mining_policy.excluded
+        )
+    }
+
+
+@table.method("getminingpolicy")
+async def getminingpolicy(ctx: RpcContext) -> dict[str, Any]:
+    """What this node's block templates leave out: ``exclude_addresses``, the addresses whose
+    payments and spends (and everything depending on them) it does not mine."""
+    return policy_json(ctx)
+
+
+@table.method(
+    "setminingpolicy",
+    Param(
+        "exclude_addresses",
+        Arr(Str(max_length=64), max_items=MAX_EXCLUDED),
+        None,
+        help="addresses whose transactions templates leave out, replacing the list ([] for none)",
+    ),
+)
+async def setminingpolicy(ctx: RpcContext, exclude_addresses: list[str] | None) -> dict[str, Any]:
+    """Change what this node's templates leave out; returns the policy now in force.
+
+    Templates built after the call follow it (work already handed out is not recalled: a
+    long-polling miner gets the new policy with its next template). Transactions stay in the
+    mempool and are relayed; blocks of other miners that include them are accepted.
+    """
+    if exclude_addresses is not None:
+        version = ctx.node.params.address_version
+        excluded = set()
+        for n, address in enumerate(exclude_addresses):
+            try:
+                excluded.add(decode_address(address, version))
+            except AddressError as exc:
+                raise RpcError(
+                    RpcCode.INVALID_ADDRESS_OR_KEY,
+                    f"Invalid address: exclude_addresses[{n}] {address!r}: {exc}",
+                ) from None
+        ctx.mining_policy = MiningPolicy(frozenset(excluded))
+    return policy_json(ctx)
