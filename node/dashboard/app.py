@@ -17,14 +17,15 @@ path                           method  what
                                        equivalent terminal command. ``{"dry_run": true}``
                                        only returns the command (or why there is none,
                                        with status 200: a form being filled in)
+``/api/lessons...``            both    the lessons (:mod:`node.dashboard.lessons`); their
+                                       progress goes out on the stream as ``lesson``
+                                       messages
 =============================  ======  ====================================================
 
 Who may act: the dashboard holds the nodes' cookies, so its POST routes can mine, pay and kill
-processes. A page of another site open in the same browser must not be able to do that, so an
-action must be JSON (a cross-site form cannot send it without a CORS preflight, which is never
-granted), and its ``Origin``, when sent, must be this dashboard. Against DNS rebinding, a
-dashboard bound to loopback also requires the ``Host`` header to name loopback. Bound to
-another address, anyone who can reach it can act: that is for a classroom network, on purpose.
+processes; :mod:`node.dashboard.guard` says which requests may. While a lesson runs, the page
+shows the lesson's own devnet, and actions are refused (409): the buttons would act on the
+class's devnet, which the page is not showing, or disturb the lesson.
 
 State lives on the application under typed keys, and the monitor runs in ``cleanup_ctx``, so
 it runs if and only if the application started.
@@ -34,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -44,6 +44,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from node.dashboard import lessons, money
 from node.dashboard.actions import (
     ACTION_NAMES,
     ActionError,
@@ -53,6 +54,8 @@ from node.dashboard.actions import (
     parse_action,
 )
 from node.dashboard.devnet_control import DevnetController
+from node.dashboard.guard import json_response, refusal
+from node.dashboard.lesson_runs import LESSONS, LessonManager
 from node.dashboard.monitor import NetworkMonitor
 from node.dashboard.sources import DevnetSource, NodeSource, StaticSource
 from node.rpc.jsonfmt import dumps, loads
@@ -156,8 +159,7 @@ def static_files() -> dict[str, bytes]:
     return files
 
 
-def _json(value: Any, status: int = 200) -> web.Response:
-    return web.Response(text=dumps(value), status=status, content_type="application/json")
+_json = json_response
 
 
 def _depth(request: web.Request) -> int:
@@ -168,24 +170,9 @@ def _depth(request: web.Request) -> int:
     return max(1, min(MAX_DEPTH, depth))
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def _trusted(request: web.Request) -> str | None:
-    """None if the request may act; else why not."""
-    host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
-    if request.app[DASHBOARD].settings.loopback and not _is_loopback(host):
-        return f"Host {request.host!r} is not this dashboard's loopback address"
-    origin = request.headers.get("Origin")
-    if origin is not None and origin != f"{request.scheme}://{request.host}":
-        return f"Origin {origin!r} is not this dashboard"
-    return None
+    """None if the request may act; else why not (:func:`node.dashboard.guard.refusal`)."""
+    return refusal(request, loopback=request.app[DASHBOARD].settings.loopback)
 
 
 class Handlers:
@@ -274,7 +261,14 @@ class Handlers:
         name = request.match_info["name"]
         dry_run = body.get("dry_run") is True
         command: str | None = None
+        lesson = request.app[LESSONS].watching()
         try:
+            if lesson is not None:
+                raise ActionError(
+                    f"the lesson {lesson['name']} is running on its own devnet; "
+                    "stop it (or let it finish) to act on this one",
+                    status=409,
+                )
             action = parse_action(name, body, list(monitor.endpoints()), monitor.miners())
             if not controller.supports(type(action)):
                 raise ActionError(f"{name} needs a devnet (forklab devnet up)", status=409)
@@ -309,19 +303,26 @@ def _state(app: web.Application, depth: int) -> dict[str, Any]:
     state["capabilities"] = [
         name for cls, name in ACTION_NAMES.items() if dashboard.controller.supports(cls)
     ]
+    state["lesson"] = app[LESSONS].watching()
     return state
 
 
 def build_app(source: NodeSource, settings: DashboardSettings | None = None) -> web.Application:
     """The dashboard as an aiohttp application, watching the nodes ``source`` names."""
     app = web.Application()
-    app[DASHBOARD] = Dashboard(source, settings or DashboardSettings())
+    dashboard = Dashboard(source, settings or DashboardSettings())
+    app[DASHBOARD] = dashboard
+    app[LESSONS] = LessonManager(
+        dashboard, lessons.catalogue(), loopback=dashboard.settings.loopback
+    )
     handlers = Handlers(static_files())
     app.router.add_get("/", handlers.index)
     app.router.add_get("/static/{name:.+}", handlers.static)
     app.router.add_get("/api/state", handlers.state)
     app.router.add_get("/api/stream", handlers.stream)
     app.router.add_post("/api/actions/{name}", handlers.action)
+    lessons.add_routes(app)
+    money.add_routes(app)
     app.cleanup_ctx.append(_run_dashboard)
     app.on_shutdown.append(_close_pages)
     return app

@@ -12,7 +12,8 @@ For each node the monitor keeps two loops:
   not know triggers a fresh read).
 
 The layout (which nodes, the topology, partition and latencies) is read from the source at
-each poll, so the dashboard follows a devnet changed from a terminal.
+each poll, so the dashboard follows a devnet changed from a terminal. :meth:`NetworkMonitor.watch`
+switches to another source altogether, with a fresh picture: a lesson's devnet while it runs.
 
 Pages subscribe with :meth:`NetworkMonitor.subscribe` and get a :class:`Feed`: node events in
 order, plus a flag saying the overall state changed. A page that does not keep up loses events
@@ -152,6 +153,9 @@ class NetworkMonitor:
         self._feeds: set[Feed] = set()
         self._poll_now = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._reconciling = asyncio.Lock()
+        """Held while the watches are changed: a switch of source must not interleave with
+        the loop's reading of the old source's layout."""
 
     # -- life cycle
 
@@ -163,6 +167,24 @@ class NetworkMonitor:
         for watch in self._watches.values():
             self._start_watch(watch)
         self._task = asyncio.create_task(self._run())
+
+    async def watch(self, source: NodeSource) -> None:
+        """Watch another network from now on, starting a fresh picture (its own tree and
+        links): the dashboard's lessons show their own devnet this way, then switch back."""
+        async with self._reconciling:
+            for watch in list(self._watches.values()):
+                await _cancel(watch.tasks)
+            self._watches.clear()
+            self._seen_links.clear()
+            self.tree = BlockTree(keep_heights=self.tree.keep_heights)
+            self.source = source
+            self.layout = NetworkLayout(())
+            await self._reconcile()
+            await asyncio.gather(*(self._poll_safely(w) for w in self._watches.values()))
+            self._update_links()
+            for watch in self._watches.values():
+                self._start_watch(watch)
+        self._changed()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -183,8 +205,9 @@ class NetworkMonitor:
             now = self._poll_now.is_set()
             self._poll_now.clear()
             try:
-                for watch in await self._reconcile():
-                    self._start_watch(watch)
+                async with self._reconciling:
+                    for watch in await self._reconcile():
+                        self._start_watch(watch)
             except Exception:  # one bad read must not stop the dashboard
                 log.exception("reading the network's layout failed")
             if now:
@@ -401,6 +424,12 @@ class NetworkMonitor:
         for feed in self._feeds:
             feed.push(message)
         self._changed()
+
+    def broadcast(self, message: dict[str, Any]) -> None:
+        """Send a message of another kind (a lesson's progress) to every page, in order with
+        the node events."""
+        for feed in self._feeds:
+            feed.push(message)
 
     def record_action(self, entry: dict[str, Any]) -> None:
         """Remember an action (shown to every page, and to pages opened later)."""
