@@ -198,6 +198,18 @@ MISTAKES = [
         "did you mean 'height'?",
     ),
     ("a metric of a typo", "[[step]]\ndo = 'assert'\nthat = 'height(x) > 1'\n", 3, "no node 'x'"),
+    (
+        "money followed from no wallet",
+        "[[step]]\ndo = 'assert'\nthat = 'traced(alise, pool) > 1'\n",
+        3,
+        "'alise' is no wallet of this scenario; did you mean 'alice'?",
+    ),
+    (
+        "money followed to an address",
+        "[[step]]\ndo = 'assert'\nthat = 'traced(alice, mfobmgpZXfywpSRrhXXJjBzpT34k2EzMtS) > 1'\n",
+        3,
+        "is no wallet of this scenario",
+    ),
     ("a number alone", "[[step]]\ndo = 'assert'\nthat = 'height'\n", 3, "is not true or false"),
     (
         "a truth value against a number",
@@ -382,3 +394,14 @@ def test_bad_conditions_say_what_is_wrong(text: str, fragment: str) -> None:
     with pytest.raises(ConditionError) as caught:
         Condition.parse(text)
     assert fragment in str(caught.value)
+
+
+def test_money_may_be_followed_between_any_wallets_the_scenario_names() -> None:
+    scenario = parse_scenario(
+        BASE
+        + "[[step]]\ndo = 'send'\nfrom = 'alice'\nto = 'bob'\namount = 1\n\n"
+        + "[[step]]\ndo = 'assert'\nthat = 'traced(alice, bob) > 0.5 and traced(pool, bob) == 0'\n"
+    )
+    that = scenario.steps[-1]
+    assert isinstance(that, Assert)
+    assert that.that.needs().tree  # it reads the best chain's blocks

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -307,3 +308,40 @@ def test_random_graphs_conserve_the_traced_coins(ledger: Ledger) -> None:
         pays = any(out.pubkey_hash == A for out in made.outputs)
         spends = not made.is_coinbase() and any(t.prevout in traced_outputs for t in made.inputs)
         assert (made.txid in graph) == (pays or spends)
+
+
+# -- the lesson: follow-the-money on both backends
+
+
+def test_the_lesson_follows_the_trail_in_the_simulator() -> None:
+    from node.lab.runner_sim import run_scenario
+    from node.lab.scenarios import builtin
+    from node.wallet.wallet import Wallet
+
+    result = run_scenario(builtin("follow-the-money"))
+    assert result.passed, [s.detail for s in result.failed_steps]
+    analysis = result.analysis
+    for name in ("alice", "bob", "carol", "dave", "erin"):
+        # The simulator's wallets, learnt from what the run did rather than derived.
+        expected = Wallet.from_seed(REGTEST, f"forklab-lab/{name}".encode()).change_pubkey_hash
+        assert analysis.address_of(name) == expected, name
+    # The same numbers from the block tree as from a trace of the best chain.
+    erin = analysis.traced("alice", "erin")
+    assert erin is not None and 45 * 10**8 < erin < 46 * 10**8
+    assert analysis.traced("erin", "alice") == 0  # erin never paid alice
+    assert analysis.traced("alice", "nobody") == 0
+
+
+def test_the_lesson_follows_the_trail_on_real_nodes(tmp_path: Path) -> None:
+    from node.devnet import wallets
+    from node.lab.runner_real import run_real, unsupported
+    from node.lab.scenarios import builtin
+
+    scenario = builtin("follow-the-money")
+    assert unsupported(scenario) == []
+    result = run_real(scenario, workdir=tmp_path)
+    assert result.passed, [f"{s.description}: {s.detail}" for s in result.failed_steps]
+    for name in ("alice", "erin"):
+        expected = wallets.wallet(REGTEST, name).change_pubkey_hash
+        assert result.analysis.address_of(name) == expected, name
+    assert list(tmp_path.iterdir()) == []

@@ -15,6 +15,13 @@ funding blocks and blocks a ``mine`` step made on a node (labelled ``funding`` a
 are left out, so shares compare with the miners' shares of the hash power. The *supply* is the
 value of the best chain's unspent outputs, replayed from its blocks: every coin in existence.
 
+*Following the money* (``traced(FROM, TO)``): the coins TO holds on the best chain that descend
+from FROM's, by :mod:`node.moneyflow`'s haircut model. Names become addresses by what the run
+did, not by deriving keys (the simulator and a devnet derive a wallet's key from its name
+differently): a ``send``'s inputs carry its sender's public key and its first output pays its
+recipient (forklab's wallet puts the payment first and sends change to the same key), and a
+miner's blocks pay it in their coinbase (:attr:`Analysis.addresses`).
+
 What this module does not do: observe anything (runners do), or render (:mod:`node.lab.report`
 and :mod:`node.lab.plot` do).
 """
@@ -25,8 +32,10 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from node.core.address import hash160
 from node.core.block import Block
-from node.core.tx import OutPoint
+from node.core.tx import OutPoint, Transaction
+from node.moneyflow import MAX_HOPS, MAX_TXS, trace_blocks
 
 FUNDING = "funding"
 """The miner of the blocks that fund the scenario's wallets."""
@@ -127,6 +136,28 @@ class Analysis:
     propagation: tuple[float, ...]
     """For each best-chain block seen by more than one node: seconds from the first node
     connecting it to the last (simulator only; empty for real nodes)."""
+    addresses: tuple[tuple[str, bytes], ...] = ()
+    """(name, public-key hash) of the wallets and miners whose address the run showed."""
+
+    def address_of(self, name: str) -> bytes | None:
+        return next((h for n, h in self.addresses if n == name), None)
+
+    def traced(self, source: str, holder: str) -> int | None:
+        """Units ``holder`` holds unspent on the best chain that descend from ``source``'s
+        coins (haircut model): 0 while the run has not shown both addresses, None if a block
+        of the best chain is unknown."""
+        source_hash = self.address_of(source)
+        holder_hash = self.address_of(holder)
+        if source_hash is None or holder_hash is None:
+            return 0
+        chain = sorted((b for b in self.blocks if b.hash in self.main), key=lambda b: b.height)
+        if chain and chain[0].height != 1:
+            return None
+        blocks = [(b.height, b.block) for b in chain if b.block is not None]
+        if len(blocks) != len(chain):
+            return None
+        trace = trace_blocks(source_hash, blocks, max_txs=MAX_TXS * 1000, max_hops=MAX_HOPS)
+        return trace.traced_to([holder_hash])
 
     def miner(self, name: str) -> MinerShare | None:
         return next((m for m in self.miners if m.name == name), None)
@@ -186,7 +217,33 @@ def analyse(
             for b in chain
             if len(b.arrivals) > 1
         ),
+        addresses=_addresses(ordered, sends),
     )
+
+
+def _addresses(
+    ordered: Sequence[BlockInfo], sends: Sequence[SentTx]
+) -> tuple[tuple[str, bytes], ...]:
+    """What the run showed of each name's address (see the module docstring); the first
+    sighting of a name wins."""
+    found: dict[str, bytes] = {}
+    txs: dict[bytes, Transaction] = {}
+    for info in ordered:
+        if info.block is None:
+            continue
+        coinbase = info.block.transactions[0]
+        if not info.miner.startswith(ON_DEMAND) and info.miner != FUNDING:
+            found.setdefault(info.miner, coinbase.outputs[0].pubkey_hash)
+        for tx in info.block.transactions[1:]:
+            txs[tx.txid] = tx
+    for sent in sends:
+        payment = txs.get(sent.txid)
+        if payment is None:
+            continue
+        if payment.inputs[0].pubkey:
+            found.setdefault(sent.sender, hash160(payment.inputs[0].pubkey))
+        found.setdefault(sent.recipient, payment.outputs[0].pubkey_hash)
+    return tuple(sorted(found.items()))
 
 
 def _best_tip(tips: Mapping[str, TipView], ordered: Sequence[BlockInfo]) -> bytes | None:

@@ -49,6 +49,8 @@ class Arg(enum.Enum):
     MINER = "miner"
     LABEL = "label"
     """A transaction labelled by a ``send`` step."""
+    WALLET = "wallet"
+    """A wallet or miner: one the scenario funds or declares, or one a ``send`` names."""
 
 
 @dataclass(frozen=True)
@@ -172,9 +174,16 @@ def _supply(facts: Facts, _args: tuple[str, ...]) -> float:
     return _coins(supply)
 
 
+def _traced(facts: Facts, args: tuple[str, ...]) -> float:
+    units = facts.require_analysis().traced(args[0], args[1])
+    if units is None:
+        raise ConditionError("the money cannot be followed: a block of the main chain is unknown")
+    return _coins(units)
+
+
 STRATEGY_FACTS = ("attack_succeeded", "refused_blocks")
 
-_N, _M, _L = Arg.NODE, Arg.MINER, Arg.LABEL
+_N, _M, _L, _W = Arg.NODE, Arg.MINER, Arg.LABEL, Arg.WALLET
 
 METRICS: dict[str, MetricSpec] = {
     spec.name: spec
@@ -258,6 +267,14 @@ METRICS: dict[str, MetricSpec] = {
             (),
             "coins in existence on the best chain (its unspent outputs), in coins",
             _supply,
+            tree=True,
+        ),
+        MetricSpec(
+            "traced",
+            (_W, _W),
+            (),
+            "coins the second wallet holds that descend from the first's (haircut model)",
+            _traced,
             tree=True,
         ),
         MetricSpec(

@@ -16,7 +16,8 @@ The parts:
 - wallets funded at the start as a devnet funds them: blocks 1 to W + maturity pay the W
   wallets in turn, mined on the first node (miner ``funding``);
 - miners: a node, a share of the hash power, a strategy (honest, selfish, censoring,
-  double-spend); a miner's coins go to the wallet named after it;
+  double-spend); a miner's coins go to the wallet named after it (nodes, links, miners and
+  strategies are declared in :mod:`node.lab.declarations`, re-exported here);
 - steps, run in order (:mod:`node.lab.steps`, re-exported here): :class:`Partition`,
   :class:`Heal`, :class:`Kill`, :class:`Restart`, :class:`SetLatency`, :class:`SetShare`,
   :class:`Send`, :class:`Mine`, :class:`Wait`, :class:`Assert`, :class:`Note`;
@@ -40,7 +41,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from node.core.address import decode_address
 from node.core.errors import AddressError, ForklabError
@@ -49,6 +50,17 @@ from node.core.tx import MAX_MONEY
 from node.devnet.state import DevnetError
 from node.devnet.topology import Topology
 from node.lab.conditions import Arg, Condition, suggest
+from node.lab.declarations import (
+    STRATEGIES,
+    Censoring,
+    DoubleSpend,
+    Honest,
+    LinkDecl,
+    MinerDecl,
+    NodeDecl,
+    Selfish,
+    StrategySpec,
+)
 from node.lab.steps import (
     STEPS,
     Assert,
@@ -129,89 +141,6 @@ class ScenarioError(ForklabError):
         self.section = section
         self.index = index
         self.key = key
-
-
-# -------------------------------------------------------------------------- declarations
-
-
-@dataclass(frozen=True)
-class NodeDecl:
-    name: str
-    clock_offset: float = 0.0
-    """Seconds its clock is ahead (negative: behind) of the others' (simulator only)."""
-    persistent: bool = True
-    """Keep its chain on disk, so a restart resumes it; False: a restart starts from genesis
-    (simulator only: real nodes always keep their chain)."""
-
-
-@dataclass(frozen=True)
-class LinkDecl:
-    """Properties of the link between two nodes, both ways (see :class:`node.lab.LinkSpec`)."""
-
-    a: str
-    b: str
-    latency: float | None = None
-    """Seconds one way; None: the scenario's default latency."""
-    jitter: float = 0.0
-    bandwidth: float | None = None
-    loss: float = 0.0
-
-
-@dataclass(frozen=True)
-class Honest:
-    kind: ClassVar[str] = "honest"
-
-
-@dataclass(frozen=True)
-class Selfish:
-    """Eyal and Sirer's selfish mining (:class:`node.lab.strategies.Selfish`)."""
-
-    kind: ClassVar[str] = "selfish"
-    publish_via: tuple[str, ...] = ()
-    """Nodes the pool also hands its blocks to when it publishes."""
-
-
-@dataclass(frozen=True)
-class Censoring:
-    """Leaves out transactions touching ``addresses`` (wallet or miner names, or addresses)."""
-
-    kind: ClassVar[str] = "censoring"
-    addresses: tuple[str, ...] = ()
-    orphan: bool = False
-    """Also refuse to build on blocks that include such a transaction."""
-    give_up_after: int | None = None
-    """With ``orphan``: accept such a block once this many blocks behind (None: never)."""
-
-
-@dataclass(frozen=True)
-class DoubleSpend:
-    """Pays ``merchant``, mines a private branch paying itself instead, releases it once the
-    merchant has seen ``confirmations`` (:class:`node.lab.strategies.DoubleSpend`)."""
-
-    kind: ClassVar[str] = "double-spend"
-    merchant: str = ""
-    amount: int = 0
-    """Units."""
-    start_height: int = 0
-    """The public height at which it pays and starts its private branch."""
-    merchant_node: str = ""
-    confirmations: int = 6
-    give_up_behind: int = 6
-    fee_rate: int = 2
-
-
-StrategySpec = Honest | Selfish | Censoring | DoubleSpend
-STRATEGIES: dict[str, type[StrategySpec]] = {
-    cls.kind: cls for cls in (Honest, Selfish, Censoring, DoubleSpend)
-}
-
-
-@dataclass(frozen=True)
-class MinerDecl:
-    name: str
-    node: str
-    share: float
-    strategy: StrategySpec = Honest()
 
 
 # ------------------------------------------------------------------------------ scenario
@@ -553,6 +482,8 @@ class _Checker:
                     self._node_ref(name, f"{where}: {metric}", "step", index, key)
                 elif kind is Arg.MINER:
                     self._miner_ref(name, f"{where}: {metric}", index, key)
+                elif kind is Arg.WALLET:
+                    self._wallet_ref(name, f"{where}: {metric}", index, key)
                 elif name not in labels:
                     raise self.fail(
                         f"{where}: {metric}: no earlier send is labelled {name!r}"
@@ -592,6 +523,21 @@ class _Checker:
             raise self.fail(
                 f"{where}: there is no miner {name!r}{suggest(name, self.s.miner_names)} "
                 f"(miners: {known})",
+                "step",
+                index,
+                key,
+            )
+
+    def _wallet_ref(self, name: str, where: str, index: int, key: str) -> None:
+        """A wallet a condition may follow: funded, a miner's, or named by a ``send``."""
+        s = self.s
+        sends = [step for step in s.steps if isinstance(step, Send)]
+        payees = {x.to for x in sends if NAME.fullmatch(x.to)}  # not addresses
+        known = sorted({*s.wallets, *s.miner_names, *(x.sender for x in sends), *payees})
+        if name not in known:
+            raise self.fail(
+                f"{where}: {name!r} is no wallet of this scenario{suggest(name, known)} "
+                f"(funded, a miner's, or named by a send: {', '.join(known) or 'none'})",
                 "step",
                 index,
                 key,
