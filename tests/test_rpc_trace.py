@@ -170,3 +170,30 @@ def test_rpc_errors_are_bitcoinds(node: NodeProcess, trail: Trail) -> None:
         with pytest.raises(RpcCallError) as caught:
             node.call("traceaddress", *params)
         assert caught.value.code == code, params
+
+
+def test_a_reorganisation_under_a_trace_makes_it_start_again() -> None:
+    """The RPC reads the chain in slices; if the blocks already read leave the active chain
+    between two slices, the slice says so (None) and the trace starts again."""
+    from blocktools import ChainBuilder, pkh
+
+    from node.chainstate import ChainState
+    from node.core.mempool import Mempool
+    from node.rpc.methods.tracing import BLOCKS_PER_TRIP, ChainScan
+
+    builder = ChainBuilder(REGTEST)
+    with ChainState.in_memory(REGTEST) as chain:
+        for height in range(1, BLOCKS_PER_TRIP + 11):
+            block = builder.block(f"b{height}")
+            assert chain.process_block(block, block.header.time).accepted
+        mempool = Mempool(REGTEST)
+        miner = pkh(builder.miner)
+        scan = ChainScan(miner, 10, 10, False)
+        assert scan.slice(chain, mempool) == ("more", BLOCKS_PER_TRIP, chain.tip.hash)
+        chain.invalidate_block(builder[f"b{BLOCKS_PER_TRIP - 5}"].hash)
+        assert scan.slice(chain, mempool) is None
+        fresh = ChainScan(miner, 10, 10, False)
+        assert fresh.slice(chain, mempool) == ("done", BLOCKS_PER_TRIP - 6, chain.tip.hash)
+        result = fresh.tracer.result()
+        assert result.truncated and len(result.txs) == 10
+        assert result.blocks_scanned == BLOCKS_PER_TRIP - 6

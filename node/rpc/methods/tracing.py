@@ -5,11 +5,11 @@ chain-analysis firms do with their own. forklab offers it because the lesson it 
 point: an address is a pseudonym, and every coin it receives can be followed forward through
 the public ledger. The model (haircut) and its bounds are :mod:`node.moneyflow`'s.
 
-How the chain is read: the active chain from block 1 up, once, in slices of
-:data:`BLOCKS_PER_TRIP` blocks per trip to the chain's owner, so a long chain never holds the
-node's executor for long (blocks and transactions keep being processed between slices). Undo
-data, which says what each spent output was worth, is read only for blocks holding a
-transaction the trail reaches. If the active chain changes under a trace (a reorganisation
+How the chain is read: the active chain from block 1 up, once, in slices of at most
+:data:`BLOCKS_PER_TRIP` blocks (and :data:`TXS_PER_TRIP` transactions) per trip to the chain's
+owner, so a long chain never holds the node's executor for long (blocks and transactions keep
+being processed between slices). Undo data, which says what each spent output was worth, is
+read only for blocks holding a transaction the trail reaches. If the active chain changes under a trace (a reorganisation
 below the blocks read), the trace starts again, up to :data:`RESTARTS` times. The mempool's
 transactions come last, with the final slice, so they are read against the same tip.
 """
@@ -42,7 +42,9 @@ from node.rpc.registry import Bool, Int, MethodTable, Param, Str
 table = MethodTable("tracing")
 
 BLOCKS_PER_TRIP = 250
-"""Blocks read per trip to the executor: a few milliseconds of work each."""
+TXS_PER_TRIP = 10_000
+"""A trip to the executor ends after this many blocks or transactions, whichever comes first:
+tens of milliseconds of work, whether the blocks are empty or full."""
 
 RESTARTS = 3
 
@@ -76,7 +78,7 @@ def _mempool_values(chain: ChainState, mempool: Mempool) -> ValueOf:
     return value_of
 
 
-class _Scan:
+class ChainScan:
     """One attempt at a trace: where it has read up to, and the tracer it feeds."""
 
     def __init__(
@@ -96,6 +98,7 @@ class _Scan:
         ):
             return None
         end = min(chain.height, self.next_height + BLOCKS_PER_TRIP - 1)
+        read = 0
         for height in range(self.next_height, end + 1):
             block_hash = chain.block_hash_at(height)
             assert block_hash is not None
@@ -104,6 +107,10 @@ class _Scan:
                 raise RpcError(RpcCode.MISC_ERROR, f"block {hash_hex(block_hash)} is missing")
             self.tracer.add_block(block, height, _undo_values(chain, block_hash))
             self.last_hash = block_hash
+            read += len(block.transactions)
+            if read >= TXS_PER_TRIP:
+                end = height
+                break
         self.next_height = end + 1
         if end < chain.height:
             return "more", end, chain.tip.hash
@@ -119,7 +126,7 @@ async def trace_address(
 ) -> tuple[Trace, int, bytes]:
     """The trace over the whole active chain (and the mempool), with the tip it was read at."""
     for _ in range(RESTARTS + 1):
-        scan = _Scan(pubkey_hash, max_txs, max_hops, include_mempool)
+        scan = ChainScan(pubkey_hash, max_txs, max_hops, include_mempool)
         while True:
             outcome = await ctx.node.query(scan.slice)
             if outcome is None:
