@@ -308,3 +308,55 @@ async def test_a_long_history_stays_readable_older_blocks_collapse(scene: Scene)
     assert width > 400 * 50 and scrolled, "the newest blocks stay in view"
     await scene.shot("08-long-history")
     scene.no_errors()
+
+
+async def test_a_lesson_runs_on_real_nodes_from_its_start_button_to_its_summary(
+    scene: Scene,
+) -> None:
+    page = scene.page
+    lesson = "#lessons article[data-lesson=fork-and-converge]"
+    tab = ".lesson-tabs button[data-lesson=fork-and-converge]"
+    await page.wait_for(f"!!document.querySelector('{tab}')")
+    await page.click(tab)
+    await page.wait_for(f"!!document.querySelector('{lesson}')")
+    where = await page.evaluate(f"document.querySelector('{lesson} .where').textContent")
+    assert "real nodes" in where
+    await page.click(f"{lesson} button.start")
+    # While it runs, the page shows the lesson's own devnet, and narrates it.
+    await page.wait_for(
+        "window.dashboard.state.lesson"
+        " && window.dashboard.state.lesson.name === 'fork-and-converge'",
+        timeout=15,
+    )
+    summary = await page.evaluate("document.getElementById('summary').textContent")
+    assert "the lesson “Fork and converge” on its own devnet" in summary
+    await page.wait_for(
+        "[...document.querySelectorAll('.narration .event')]"
+        ".some(li => li.textContent.includes('reorganised'))",
+        timeout=30,
+    )
+    # At once (the lesson may end in a few seconds): the lesson's nodes, and its narration.
+    await page.screenshot(ARTIFACTS / "09-lesson-running.png")
+    await page.wait_for(
+        "!!document.querySelector('.lesson-run[data-status=done] .lesson-summary .headlines li')",
+        timeout=30,
+    )
+    checks = await page.evaluate(
+        "[...document.querySelectorAll('.lesson-summary .checks li')]"
+        ".map(li => [li.className, li.textContent])"
+    )
+    assert checks and all(cls == "ok" for cls, _ in checks), checks
+    headlines = await page.evaluate(
+        "document.querySelector('.lesson-summary .headlines').textContent"
+    )
+    assert "2 stale" in headlines and "the deepest 2 blocks" in headlines
+    # Over: the page is back on the class's devnet, and its buttons act again.
+    await page.wait_for(
+        "!window.dashboard.state.lesson"
+        f" && window.dashboard.state.devnet_dir === '{scene.devnet.root}'",
+        timeout=REACT,
+    )
+    await page.evaluate("document.getElementById('lessons-panel').scrollIntoView()")
+    await scene.shot("10-lesson-summary")
+    assert not await page.evaluate("document.body.dataset.lessonDevnet")
+    scene.no_errors()

@@ -29,7 +29,9 @@ window.dashboard = { state: null, events: 0 };
 function drawState(state) {
   window.dashboard.state = state;
   const up = state.nodes.filter((n) => n.up).length;
-  const where = state.devnet_dir ? ` · devnet ${state.devnet_dir}` : "";
+  const where = state.lesson
+    ? ` · the lesson “${state.lesson.title}” on its own devnet`
+    : state.devnet_dir ? ` · devnet ${state.devnet_dir}` : "";
   $("summary").textContent =
     `${state.network || "?"} · ${up} of ${state.nodes.length} nodes up · best height ${state.tree.best_height}${where}` +
     (state.source_error ? ` · ${state.source_error}` : "");
@@ -70,8 +72,8 @@ function setConnection(state, text) {
   pill.textContent = text;
 }
 
-// What to do with each kind of message from the server. A new panel (the lessons, for one)
-// plugs in by handling its own message type here and drawing its part of the state.
+// What to do with each kind of message from the server. A panel in a module of its own (the
+// lessons) listens to "forklab:message" events instead, which carry every message.
 const HANDLERS = {
   state: drawState,
   event: onEvent,
@@ -83,11 +85,15 @@ function connect() {
   const depth = $("depth").value;
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   socket = new WebSocket(`${scheme}://${location.host}/api/stream?depth=${depth}`);
-  socket.addEventListener("open", () => setConnection("live", "live"));
+  socket.addEventListener("open", () => {
+    setConnection("live", "live");
+    window.dispatchEvent(new CustomEvent("forklab:connected"));
+  });
   socket.addEventListener("message", (e) => {
     const message = JSON.parse(e.data);
     const handle = HANDLERS[message.type];
     if (handle) handle(message);
+    window.dispatchEvent(new CustomEvent("forklab:message", { detail: message }));
   });
   socket.addEventListener("close", () => {
     setConnection("lost", "reconnecting…");
