@@ -138,7 +138,8 @@ async def test_every_built_in_scenario_is_a_lesson_real_exactly_when_the_runner_
         if "share" in params:
             assert params["share"]["default"] == pytest.approx(strategists[0].share)
         assert ("runs" in params) == any(m.strategy.kind == "double-spend" for m in strategists)
-        assert ("block_time" in params) == ("simulate" in params) == (not reasons)
+        assert ("block_time" in params) == (not reasons)
+        assert "simulate" in params, "every lesson can be simulated"
         assert params["seed"]["default"] == scenario.seed
 
 
@@ -157,6 +158,7 @@ REFUSALS = [
     ("fork-and-converge", {"share": 0.3}, 400, "no parameter 'share'"),
     ("fork-and-converge", {"block_time": 0.1}, 400, "block_time must be from 0.5 to 10"),
     ("fork-and-converge", {"simulate": "yes"}, 400, "simulate must be true or false"),
+    ("monetary-policy", {"block_time": 1}, 400, "no parameter 'block_time'"),
     ("fork-and-converge", [1, 2], 400, "must be a JSON object"),
 ]
 
@@ -203,11 +205,11 @@ async def test_a_simulated_lesson_narrates_on_the_stream_and_measures_the_chosen
                     messages.append(data)
 
         collector = asyncio.create_task(collect())
-        run = await dash.start("double-spend", share=0.7, runs=3, seed=5)
+        run = await dash.start("double-spend", share=0.7, runs=3, seed=5, simulate=True)
         assert run["backend"] == "simulated" and run["status"] == "starting"
         lesson = Lesson(scenarios.builtin("double-spend"))
         chosen = lesson.scenario_for(LessonParams(seed=5, share=0.7))
-        assert run["reasons"] == unsupported(chosen)
+        assert run["reasons"] == (unsupported(chosen) or ["the simulator was chosen"])
         done = await dash.wait_run(lambda r: not r["active"], "the lesson's end")
         await asyncio.sleep(0.3)  # the last messages on their way
         collector.cancel()
@@ -238,7 +240,7 @@ async def test_a_simulated_lesson_narrates_on_the_stream_and_measures_the_chosen
 async def test_a_lesson_measuring_how_often_can_be_stopped(dash: Dashboard) -> None:
     # At 30% the attacker mostly falls behind, and each failed attack simulates two days:
     # forty seeds take far longer than the stop.
-    await dash.start("double-spend", share=0.3, runs=40)
+    await dash.start("double-spend", share=0.3, runs=40, simulate=True)
     await dash.wait_run(lambda r: r["status"] == "measuring", "the success-rate runs")
     code, reply = await dash.post("/api/lessons/stop")
     assert code == 200 and reply["run"]["status"] == "stopped", reply

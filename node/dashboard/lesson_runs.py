@@ -398,10 +398,12 @@ class LessonManager:
         finally:
             if narrator is not None:
                 narrator.cancel()
+            # Back to the class's devnet first: the page should not report the lesson's nodes
+            # going down as if they were the class's.
+            await monitor.watch(original)
             await asyncio.to_thread(_take_down, devnet)
             if home is None:
                 shutil.rmtree(workdir, ignore_errors=True)
-            await monitor.watch(original)
             if paused:
                 assert home is not None
                 await asyncio.to_thread(_resume_miners, home, paused)

@@ -35,7 +35,8 @@ name            meaning
                 proportions and share the rest
 ``runs``        lessons with a double-spend attacker: how many seeds the simulator also
                 runs to say how often the attack succeeds (1 to :data:`MAX_RUNS`)
-``simulate``    true: run in the simulator even if real nodes could run it
+``simulate``    true: run in the simulator even if real nodes could run it (accepted by
+                every lesson, so a script need not know which can)
 ``block_time``  real nodes only: seconds between blocks (0.5 to 10; default 2)
 ==============  =========================================================================
 
@@ -160,7 +161,7 @@ class Lesson:
                     MAX_BLOCK_TIME,
                 )
             )
-            params.append(Parameter("simulate", "run in the simulator instead", "bool", False))
+        params.append(Parameter("simulate", "run in the simulator instead", "bool", False))
         return tuple(params)
 
     @property

@@ -91,6 +91,7 @@ class _Watch:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     seed_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    polled: bool = False
 
 
 class Feed:
@@ -241,16 +242,20 @@ class NetworkMonitor:
     # -- polling
 
     async def _poll_loop(self, watch: _Watch) -> None:
-        """Each node on its own: one that hangs delays nobody else's status."""
+        """Each node on its own: one that hangs delays nobody else's status. A node never
+        polled yet (one that appeared, or moved to new ports) is polled at once, so it is not
+        shown down for a whole interval."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(watch.wake.wait(), self.poll_interval)
+            if watch.polled:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(watch.wake.wait(), self.poll_interval)
             watch.wake.clear()
             await self._poll_safely(watch)
             self._update_links()
             self._changed()
 
     async def _poll_safely(self, watch: _Watch) -> None:
+        watch.polled = True
         try:
             await self._poll(watch)
         except Exception:  # a reply of an unexpected shape must not end the watch
