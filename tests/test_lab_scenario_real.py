@@ -5,13 +5,20 @@
   onto the east's branch, the payment goes back to the mempools and is confirmed again; every
   assert of the lesson holds, as in the simulator, and the report reads the tree from the
   nodes (two stale blocks, two reorganisations of depth two);
+* censorship-policy: the censoring pool's node leaves the donation out of its templates, the
+  honest minority confirms it, later than the ordinary payment (a few seconds at half a second
+  a block);
+* double-spend: the attacker's node is cut off, pays the merchant through the public nodes,
+  mines in private, and is reconnected once the merchant saw three confirmations: the network
+  reorganises at least three blocks deep and the merchant loses the payment;
 * afterwards nothing is left: no process, no file;
-* a scenario real nodes cannot run (an attacker strategy, changed constants) is refused with
-  the reasons, before any process starts.
+* a scenario real nodes cannot run (selfish mining, censorship by orphaning, changed
+  constants) is refused with the reasons, before any process starts.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -46,7 +53,32 @@ def test_fork_and_converge_passes_on_real_nodes(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == [], "the devnet was taken down and wiped"
 
 
-@pytest.mark.parametrize("name", ["double-spend", "monetary-policy"])
+ATTACK_BLOCK_TIME = 0.5
+"""Real seconds between blocks for the attack lessons: a run of a few seconds."""
+
+
+@pytest.mark.parametrize("name", ["censorship-policy", "double-spend"])
+def test_an_attack_lesson_passes_on_real_nodes(name: str, tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = run_real(builtin(name), workdir=tmp_path, block_time=ATTACK_BLOCK_TIME)
+    elapsed = time.monotonic() - started
+    failures = [f"step {s.index + 1}: {s.description}: {s.detail}" for s in result.failed_steps]
+    assert result.passed, "\n".join(failures)
+    assert elapsed < 60, f"{name} took {elapsed:.1f} s"
+    data = report.as_json(result)
+    shares = {m["name"]: m for m in data["miners"]}
+    if name == "double-spend":
+        assert data["reorgs"]["max_depth"] >= 3
+        assert data["chain"]["stale_blocks"] >= 3  # the honest blocks that confirmed the payment
+        assert shares["attacker"]["main"] >= 4
+    else:
+        donation = next(t for t in data["transactions"] if t["label"] == "donation")
+        (holder,) = [b for b in data["blocks"] if b["main"] and b["height"] == donation["height"]]
+        assert holder["miner"] == "honest", "only the honest minority confirms the donation"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["censorship-orphan", "selfish-mining", "monetary-policy"])
 def test_a_scenario_real_nodes_cannot_run_is_refused_before_anything_starts(
     name: str, tmp_path: Path
 ) -> None:
@@ -59,9 +91,15 @@ def test_a_scenario_real_nodes_cannot_run_is_refused_before_anything_starts(
 
 
 def test_which_built_ins_run_on_real_nodes() -> None:
-    for name in ("fork-and-converge", "concentration", "geography"):
+    for name in (
+        "fork-and-converge",
+        "concentration",
+        "geography",
+        "censorship-policy",
+        "double-spend",
+        "double-spend-minority",
+    ):
         assert unsupported(builtin(name)) == [], name
-    assert any(
-        "strategies run in the simulator" in r for r in unsupported(builtin("selfish-mining"))
-    )
+    assert any("selfish mining" in r for r in unsupported(builtin("selfish-mining")))
+    assert any("orphaning" in r for r in unsupported(builtin("censorship-orphan")))
     assert any("[params]" in r for r in unsupported(builtin("monetary-policy")))

@@ -18,11 +18,18 @@ during ``mine`` steps without a node (until that many blocks are found) and ``wa
 ``mining``, as hash power only works during those in the simulator. ``mine`` on a node uses
 the node's ``generatetoaddress``.
 
-**What real nodes cannot do** (:func:`unsupported` lists it for a scenario): miners other than
-honest ones (the attacks run in the simulator), changed chain constants, links' jitter,
-bandwidth and loss (the devnet sets latency only), skewed clocks, nodes that lose their chain
-on a restart, hash power that changes mid-run, double spends, and invariants (they read the
-simulator's nodes from inside).
+**Strategies.** A censoring or double-spending miner is the devnet's paced miner on a node of
+its own, and the runner is its pool's operator (:mod:`node.lab.real_strategies`): it sets the
+node's mining policy, or cuts the node off, pays, and reconnects it, reacting to the network
+every few tens of milliseconds while it runs. The scenario's partitions compose with an
+attacker's isolation (:class:`~node.lab.real_strategies.Links`).
+
+**What real nodes cannot do** (:func:`unsupported` lists it for a scenario): selfish mining and
+censorship by orphaning (why: :mod:`node.lab.real_strategies`), a strategy sharing its node
+with another miner, changed chain constants, links' jitter, bandwidth and loss (the devnet
+sets latency only), skewed clocks, nodes that lose their chain on a restart, hash power that
+changes mid-run, conflicting ``send`` steps, and invariants (they read the simulator's nodes
+from inside).
 
 **Observing.** Blocks are fetched from every running node (``getchaintips``, then each block not
 seen before) whenever a condition needs the tree and at the end, so a block known only to a node
@@ -53,14 +60,15 @@ from node.core.params import NetworkParams, params_for
 from node.devnet import Devnet, DevnetError, Progress, UpOptions
 from node.devnet import wallets as devnet_wallets
 from node.devnet.state import NETWORKS, DevnetState
+from node.lab import real_strategies
 from node.lab.analysis import FUNDING, ON_DEMAND, Analysis, BlockInfo, SentTx, TipView, analyse
-from node.lab.conditions import STRATEGY_FACTS, Condition, Evaluation, Facts, Needs
+from node.lab.conditions import Condition, Evaluation, Facts, Needs, Value
 from node.lab.outcome import ScenarioResult, Status, StepOutcome
+from node.lab.real_strategies import Links, RealStrategy
 from node.lab.scenario import (
     NAME,
     Assert,
     Heal,
-    Honest,
     Kill,
     Mine,
     Note,
@@ -95,11 +103,7 @@ def unsupported(scenario: Scenario) -> list[str]:
         reasons.append(f"network {scenario.network}: a devnet runs {' or '.join(NETWORKS)}")
     if scenario.params:
         reasons.append("[params] changes the chain's constants, which real nodes of a preset keep")
-    for miner in scenario.miners:
-        if not isinstance(miner.strategy, Honest):
-            reasons.append(
-                f"miner {miner.name} is {miner.strategy.kind}: strategies run in the simulator"
-            )
+    reasons += real_strategies.unsupported(scenario)
     for node in scenario.nodes:
         if node.clock_offset:
             reasons.append(f"node {node.name} has a skewed clock (simulator only)")
@@ -116,10 +120,6 @@ def unsupported(scenario: Scenario) -> list[str]:
             reasons.append(f"{where}: hash power cannot change on a running devnet")
         if isinstance(step, Send) and step.conflicts:
             reasons.append(f"{where}: double spends are simulated only")
-        for condition in _conditions(step):
-            for metric in condition.metrics():
-                if metric.name in STRATEGY_FACTS:
-                    reasons.append(f"{where}: {metric.name} is simulated only")
     if scenario.invariants:
         reasons.append("invariants are checked in the simulator only")
     if scenario.time_limit is not None:
@@ -128,14 +128,6 @@ def unsupported(scenario: Scenario) -> list[str]:
         if wallet[:1] == "m" and wallet[1:].isdigit():
             reasons.append(f"wallet {wallet}: on a devnet that name is a miner's")
     return reasons
-
-
-def _conditions(step: Step) -> list[Condition]:
-    if isinstance(step, Wait) and step.until is not None:
-        return [step.until]
-    if isinstance(step, Assert):
-        return [step.that]
-    return []
 
 
 def run_real(
@@ -225,6 +217,8 @@ class RealRunner:
         self._wallets: frozenset[str] = frozenset()
         self._log_start: dict[str, int] = {}
         self._funding_height = 0
+        self.links = Links(devnet, self.names.nodes)
+        self.strategies: dict[str, RealStrategy] = {}
 
     # ------------------------------------------------------------------------------ setup
 
@@ -285,10 +279,36 @@ class RealRunner:
                 self._log_start[name] = self.devnet.paths.log(devnet_name).stat().st_size
         self.started = time.time()
         wall = time.perf_counter()
+        self.strategies = real_strategies.build(self, self.scenario.miners)
+        try:
+            for strategy in self.strategies.values():
+                strategy.begin()
+            self._steps()
+            self.observe()
+            analysis = self.analysis()
+        finally:
+            for strategy in self.strategies.values():
+                with contextlib.suppress(DevnetError, RpcCallError, RpcConnectionError):
+                    strategy.end()
+        return ScenarioResult(
+            scenario=self.scenario,
+            backend="real",
+            seed=seed,
+            steps=tuple(self.outcomes),
+            invariants=(),
+            analysis=analysis,
+            duration=self.now,
+            wall_seconds=time.perf_counter() - wall,
+            trace_digest=None,
+            events=0,
+        )
+
+    def _steps(self) -> None:
         for index, step in enumerate(self.scenario.steps):
             started = self.now
             try:
                 status, detail = self._do(step)
+                self._pause(0)
             except (DevnetError, RpcCallError, RpcConnectionError) as exc:
                 skip = self.scenario.step_errors == "skip"
                 status, detail = (Status.SKIPPED if skip else Status.FAILED), str(exc)
@@ -296,19 +316,10 @@ class RealRunner:
             self.outcomes.append(outcome)
             if self.on_step is not None:
                 self.on_step(outcome)
-        self.observe()
-        return ScenarioResult(
-            scenario=self.scenario,
-            backend="real",
-            seed=seed,
-            steps=tuple(self.outcomes),
-            invariants=(),
-            analysis=self.analysis(),
-            duration=self.now,
-            wall_seconds=time.perf_counter() - wall,
-            trace_digest=None,
-            events=0,
-        )
+
+    def _pause(self, seconds: float) -> None:
+        """Let real ``seconds`` pass, the strategies reacting meanwhile."""
+        real_strategies.pause(seconds, list(self.strategies.values()))
 
     @property
     def now(self) -> float:
@@ -318,13 +329,15 @@ class RealRunner:
     def _do(self, step: Step) -> tuple[Status, str]:
         devnet, names = self.devnet, self.names
         if isinstance(step, Partition):
-            devnet.partition([",".join(names.node(n) for n in group) for group in step.groups])
+            self.links.partition(step.groups)
         elif isinstance(step, Heal):
-            devnet.heal(wait=False)
+            self.links.heal()
         elif isinstance(step, Kill):
             devnet.kill(names.node(step.node))
         elif isinstance(step, Restart):
             devnet.restart(names.node(step.node))
+            for strategy in self.strategies.values():
+                strategy.restarted(step.node)
         elif isinstance(step, SetLatency):
             self._latency(step.a, step.b, step.seconds)
         elif isinstance(step, Send):
@@ -347,7 +360,7 @@ class RealRunner:
         via = self.names.node(step.via or self.scenario.nodes[0].name)
         txid = self.devnet.send(
             self.names.wallet(step.sender),
-            self._address(step.to),
+            self.address(step.to),
             format_coins(step.amount),
             via=via,
             fee_rate=step.fee_rate,
@@ -358,7 +371,7 @@ class RealRunner:
             SentTx(label, hash_from_hex(txid), step.sender, step.to, step.amount, via, self.now)
         )
 
-    def _address(self, target: str) -> str:
+    def address(self, target: str) -> str:
         """A scenario name as the devnet's address for it (miners' wallets are ``mK``)."""
         if not NAME.fullmatch(target):
             return target  # an address already (the scenario checked it)
@@ -367,14 +380,14 @@ class RealRunner:
     def _mine(self, step: Mine) -> None:
         if step.node is not None:
             payee = (
-                self._address(step.to)
+                self.address(step.to)
                 if step.to
                 else _on_demand(self.params, step.node).addresses()[0]
             )
             self.devnet.mine(self.names.node(step.node), step.blocks, to=payee)
         elif step.miner is not None:
             miner = next(m for m in self.scenario.miners if m.name == step.miner)
-            payee = self._address(step.miner)
+            payee = self.address(step.miner)
             self.devnet.mine(self.names.node(miner.node), step.blocks, to=payee)
         else:
             target = len(self.observe()) + step.blocks
@@ -387,7 +400,7 @@ class RealRunner:
                             f"the miners found {target - len(self.blocks)} blocks too few "
                             f"in {patience:g} s"
                         )
-                    time.sleep(POLL)
+                    self._pause(POLL)
 
     @contextlib.contextmanager
     def _mining(self) -> Iterator[None]:
@@ -401,7 +414,7 @@ class RealRunner:
         with self._mining() if step.mining else contextlib.nullcontext():
             if step.until is None:
                 assert step.seconds is not None
-                time.sleep(step.seconds * self.scale)
+                self._pause(step.seconds * self.scale)
                 return Status.OK, ""
             started = self.now
             deadline = time.monotonic() + max(MIN_TIMEOUT, step.timeout * self.scale)
@@ -411,7 +424,7 @@ class RealRunner:
                     return Status.OK, f"after {self.now - started:g} s"
                 if time.monotonic() > deadline:
                     return Status.FAILED, f"not in time ({evaluation.describe()})"
-                time.sleep(POLL)
+                self._pause(POLL)
 
     # ---------------------------------------------------------------------------- observe
 
@@ -422,6 +435,14 @@ class RealRunner:
         for name, devnet_name in self.names.nodes.items():
             if devnet_name in running:
                 yield name, self.devnet.client(state, devnet_name, timeout=10)
+
+    def running(self) -> list[str]:
+        """The scenario's names of the running nodes."""
+        return [name for name, _client in self._clients()]
+
+    def client(self, name: str) -> RpcClient | None:
+        """An RPC client of node ``name`` (the scenario's name), None while it is down."""
+        return dict(self._clients()).get(name)
 
     def _learn_payees(self, state: DevnetState) -> None:
         for name, devnet_name in self.names.miners.items():
@@ -478,7 +499,15 @@ class RealRunner:
             walk = block.header.prev_hash
 
     def reorgs(self) -> Counter[int]:
-        return Counter(self.forks.values())
+        """Reorganisations by depth; not an attacker's node leaving the private branch it
+        abandoned (in the simulator that branch is on a node of the pool's own)."""
+        depths: Counter[int] = Counter()
+        for (node, tip), depth in self.forks.items():
+            block = self.blocks.get(tip)
+            strategy = self.strategies.get(block.miner) if block is not None else None
+            if block is None or strategy is None or not strategy.abandoned(node, block):
+                depths[depth] += 1
+        return depths
 
     def analysis(self) -> Analysis:
         self.observe()
@@ -492,6 +521,8 @@ class RealRunner:
 
     def facts(self, needs: Needs) -> Facts:
         analysis = self.analysis() if needs.tree else None
+        if analysis is None:
+            self.observe()  # the reorganisations are read from the fork tips it finds
         tips = dict(analysis.tips) if analysis is not None else self.tips()
         total = sum(m.share for m in self.scenario.miners)
         return Facts(
@@ -508,7 +539,16 @@ class RealRunner:
                 for label, node in needs.confirmations
                 if node
             },
+            strategy=self._strategy_facts(needs.strategy),
         )
+
+    def _strategy_facts(self, wanted: frozenset[tuple[str, str]]) -> dict[tuple[str, str], Value]:
+        facts: dict[tuple[str, str], Value] = {}
+        for miner in {miner for miner, _fact in wanted}:
+            strategy = self.strategies.get(miner)
+            if strategy is not None:
+                facts.update({(miner, f): v for f, v in strategy.facts().items()})
+        return facts
 
     def _logged_errors(self) -> int:
         """ERROR lines the nodes logged since the steps began (the simulator's ``errors``)."""
