@@ -238,9 +238,8 @@ async def test_a_simulated_lesson_narrates_on_the_stream_and_measures_the_chosen
 
 
 async def test_a_lesson_measuring_how_often_can_be_stopped(dash: Dashboard) -> None:
-    # At 30% the attacker mostly falls behind, and each failed attack simulates two days:
-    # forty seeds take far longer than the stop.
-    await dash.start("double-spend", share=0.3, runs=40, simulate=True)
+    # Forty more simulated attacks take far longer than a stop, which waits for one at most.
+    await dash.start("double-spend", runs=40, simulate=True)
     await dash.wait_run(lambda r: r["status"] == "measuring", "the success-rate runs")
     code, reply = await dash.post("/api/lessons/stop")
     assert code == 200 and reply["run"]["status"] == "stopped", reply

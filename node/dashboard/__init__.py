@@ -19,13 +19,19 @@ sources          where the node list comes from: a devnet's state file, or a fix
 monitor          one live picture: every node's events merged, its status polled
 actions          the buttons: actions parsed and checked, carried out through the nodes' RPC
 devnet_control   ...or through the devnet, showing the ``forklab devnet`` command
+guard            which requests may act (JSON, same origin, loopback host)
+lesson_story     a lesson's narration and summary in plain words (pure)
+lesson_runs      running a lesson: one at a time, on a devnet of its own or in the
+                 simulator, stoppable, nothing left behind
+lessons          the lessons: the fork lab's built-in scenarios, their parameters, routes
 app              the aiohttp application: the page, its state, its stream, its actions
 server           binding an address, the ready line, a clean stop
 static/          the page: ``index.html``, ``style.css``, ``js/*.js`` (ES modules)
 ===============  ============================================================================
 
 What this package does not do: decide anything about consensus (the nodes do; the dashboard
-only draws what they report), or start networks (``forklab devnet up`` does).
+only draws what they report), or start the networks it watches (``forklab devnet up`` does; a
+lesson's own devnet is made by the fork lab's real runner, and taken down with the lesson).
 """
 
 from node.dashboard.app import DashboardSettings, build_app
