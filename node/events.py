@@ -1,9 +1,10 @@
 """Typed node events and the bus that hands them to subscribers without ever waiting for one.
 
 Events say what happened to the node, in the order it happened: a block connected or
-disconnected, the tip moved (with the depth of the reorganisation, if any), a transaction
-entered or left the mempool, a peer came or went. The WebSocket event stream, long polling of
-``getblocktemplate``, wallets and tests all read them from here.
+disconnected, a block stored on a side branch, the tip moved (with the depth of the
+reorganisation, if any), a transaction entered or left the mempool, a peer came or went. The
+WebSocket event stream, long polling of ``getblocktemplate``, wallets and tests all read them
+from here.
 
 The bus never blocks the node: :meth:`EventBus.publish` is synchronous and each subscriber has
 its own bounded queue. A subscriber that falls behind loses the events that do not fit, and is
@@ -47,6 +48,26 @@ class BlockDisconnected(Event):
     kind = "block_disconnected"
     block: Block
     height: int
+
+
+@dataclass(frozen=True, slots=True)
+class SideBlock(Event):
+    """A valid block was stored off the active chain: a competing block (its chain has no more
+    work than the tip, so the first-seen tip stays) or a block of a branch still behind.
+
+    The node keeps it, so a later block on top can make its branch the best one; a fork is
+    visible to anyone watching only because of this. Published once per block, when its chain
+    becomes complete (the block and its ancestors all stored), never for a block that joined
+    the active chain at once (that is :class:`BlockConnected`).
+    """
+
+    kind = "side_block"
+    block: Block
+    height: int
+    fork_height: int
+    """Height of the last block its branch shares with the active chain."""
+    source: str
+    """"local" (RPC, the miner) or the address of the peer that sent it."""
 
 
 @dataclass(frozen=True, slots=True)

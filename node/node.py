@@ -53,7 +53,7 @@ those are built on this API.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +94,7 @@ from node.events import (
     EventBus,
     NewTip,
     Reorg,
+    SideBlock,
     Subscription,
     TxAccepted,
     TxRemoved,
@@ -204,7 +205,9 @@ class _ChainAccess:
             claimed = parent.chain_work + sum(block_work(h.bits) for h in headers)
             last_height = parent.height + len(headers)
             known = all(h.hash in tree for h in headers)
-            if not known and claimed <= self.chain.tip.chain_work:
+            # Equal work is stored (Bitcoin Core's rule): a competing tip must be known for a
+            # fork to be seen, and it costs as much proof of work as a block on our own tip.
+            if not known and claimed < self.chain.tip.chain_work:
                 return HeadersOutcome(
                     HeadersStatus.LOW_WORK, last_height=last_height, last_work=claimed
                 )
@@ -312,6 +315,8 @@ class _ChainAccess:
         def work() -> tuple[BlockOutcome, list[Event]]:
             result = self.chain.process_block(block, now)
             events = self._apply_chain_events(result.events)
+            if result.outcome is ChainOutcome.ACCEPTED:
+                events += self._side_blocks(block, source)
             readded = tuple(e.tx for e in events if isinstance(e, TxAccepted))
             tip_changed = any(isinstance(e, TipChanged) for e in result.events)
             tip = self._read_tip()
@@ -339,6 +344,30 @@ class _ChainAccess:
         for event in events:
             self.bus.publish(event)
         return outcome
+
+    def _side_blocks(self, block: Block, source: str) -> list[Event]:
+        """A :class:`SideBlock` for each block that ``block`` completed off the active chain:
+        itself, and the descendants that arrived before it (executor, after the chain moved).
+
+        They are the entries this block linked; none was linked before it, so each is
+        reported exactly once.
+        """
+        entry = self.chain.get_entry(block.hash)
+        if entry is None or not entry.linked:
+            return []
+        active = self.chain.active
+        events: list[Event] = []
+        queue = deque([entry])
+        while queue:
+            current = queue.popleft()
+            queue.extend(c for c in current.children if c.linked)
+            if current in active or current.failed:
+                continue
+            stored = block if current is entry else self.chain.get_block(current.hash)
+            if stored is not None:
+                fork = active.fork_point(current).height
+                events.append(SideBlock(stored, current.height, fork, source))
+        return events
 
     def _apply_chain_events(self, chain_events: Sequence[ChainEvent]) -> list[Event]:
         """Mempool upkeep for a chain change, and the node events describing it (executor)."""
@@ -442,11 +471,15 @@ class _ChainAccess:
 class Node:
     """A node over an injected runtime; see the module docstring for the API."""
 
-    def __init__(self, config: NodeConfig, runtime: Runtime) -> None:
+    def __init__(
+        self, config: NodeConfig, runtime: Runtime, *, bus: EventBus | None = None
+    ) -> None:
+        """``bus``: where the node publishes its events (a new one by default); a simulator
+        passes its own to see every event the moment it is published."""
         self.config = config
         self.params = config.params
         self.runtime = runtime
-        self.bus = EventBus()
+        self.bus = bus if bus is not None else EventBus()
         self.links = LinkPolicy()
         self.sig_cache = SignatureCache(config.sig_cache_entries)
         self._chain: ChainState | None = None

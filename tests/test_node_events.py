@@ -1,8 +1,9 @@
 """Node events: what a subscriber sees, and that a slow one never holds the node back.
 
 The bus is checked on its own (bounded queues, the lost-events notice arriving in order), then
-on a real node through a reorganisation: block connected and disconnected events, the new tip
-with its reorg depth, and the transactions leaving and re-entering the mempool.
+on a real node through a reorganisation: block connected and disconnected events, a competing
+block stored on a side branch, the new tip with its reorg depth, and the transactions leaving
+and re-entering the mempool.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from node.events import (
     PeerConnected,
     PeerDisconnected,
     Reorg,
+    SideBlock,
     TxAccepted,
     TxRemoved,
 )
@@ -109,6 +111,7 @@ async def test_a_reorg_is_told_as_events(tmp_path: Path) -> None:
         "BlockConnected",  # x102 confirms it
         "NewTip",
         "TxRemoved",
+        "SideBlock",  # y102 has x102's work: stored beside it, x102 stays the tip
         "BlockDisconnected",  # y103 beats x102: x102 goes,
         "BlockConnected",  # y102 and y103 come
         "BlockConnected",
@@ -117,10 +120,13 @@ async def test_a_reorg_is_told_as_events(tmp_path: Path) -> None:
         "TxAccepted",  # the payment is back, unconfirmed
     ], kinds
     assert isinstance(events[3], TxRemoved) and events[3].reason == "block"
-    disconnected = events[4]
+    side = events[4]
+    assert isinstance(side, SideBlock) and side.block == chain[winning[0]]
+    assert (side.height, side.fork_height, side.source) == (102, 101, "local")
+    disconnected = events[5]
     assert isinstance(disconnected, BlockDisconnected) and disconnected.block == losing
     assert [e.height for e in events if isinstance(e, BlockConnected)] == [102, 102, 103]
-    new_tip, reorg, back = events[7], events[8], events[9]
+    new_tip, reorg, back = events[8], events[9], events[10]
     assert isinstance(new_tip, NewTip) and new_tip.reorg_depth == 1
     assert new_tip.hash == chain[winning[-1]].hash
     assert isinstance(reorg, Reorg) and (reorg.depth, reorg.connected) == (1, 2)
@@ -146,3 +152,26 @@ async def test_peers_coming_and_going_are_told(tmp_path: Path) -> None:
     assert isinstance(disconnected, PeerDisconnected)
     assert disconnected.peer_id == connected.peer_id
     assert disconnected.reason
+
+
+def test_a_side_block_on_the_event_stream_names_its_fork_and_its_source() -> None:
+    from blocktools import ChainBuilder
+
+    from node.rpc.stream import EVENT_TYPES, event_json
+
+    chain = ChainBuilder()
+    chain.extend(3)
+    block = chain.block("c3", parent="b2")
+    message = event_json(SideBlock(block, 3, 2, "127.0.0.1:18444"))
+    assert message == {
+        "type": "side_block",
+        "hash": block.hash_hex,
+        "height": 3,
+        "previous_hash": chain["b2"].hash_hex,
+        "time": block.header.time,
+        "txs": 1,
+        "size": block.size,
+        "fork_height": 2,
+        "source": "127.0.0.1:18444",
+    }
+    assert EVENT_TYPES["side_block"] is SideBlock

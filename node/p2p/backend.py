@@ -43,7 +43,7 @@ class HeadersStatus(enum.Enum):
     STORED = "stored"
     """Every header is in the tree now (some may have been already)."""
     LOW_WORK = "low-work"
-    """They connect, but the chain they end has no more work than our tip: nothing stored."""
+    """They connect, but the chain they end has less work than our tip: nothing stored."""
     UNCONNECTED = "unconnected"
     """The first header's parent is unknown."""
     INVALID = "invalid"
@@ -107,7 +107,7 @@ class ChainBackend(Protocol):
         ...
 
     async def accept_headers(self, headers: Sequence[BlockHeader], now: int) -> HeadersOutcome:
-        """Store a contiguous run of headers if the chain they end has more work than our tip
+        """Store a contiguous run of headers if the chain they end has at least our tip's work
         (or they are already known); otherwise say why not."""
         ...
 

@@ -14,10 +14,16 @@ moving window
     more than ``download_window`` above the active tip, so several peers fill the window in
     parallel and the chain connects them as their parents arrive.
 presync
-    Headers of a fork that does not (yet) have more work than our tip are not stored (anyone
-    can make cheap headers that would fill the index); while a peer keeps sending full
-    batches, they are held in memory (at most ``presync_max_headers``) and stored at once
-    when the fork proves to have more work.
+    Headers of a fork with less work than our tip are not stored (anyone can make cheap
+    headers that would fill the index); while a peer keeps sending full batches, they are held
+    in memory (at most ``presync_max_headers``) and stored at once when the fork proves to have
+    at least our tip's work.
+equal work
+    A fork whose chain has exactly our tip's work (a competing block at the same height) is
+    stored and its blocks are downloaded, as Bitcoin Core does: the node must know the
+    competing block for anyone to see the fork, and each such block costs as much proof of
+    work as extending our own tip, so it is no cheaper a flood than any valid block. The tip
+    stays where it is (first seen wins) until one branch gets ahead.
 high bandwidth
     Up to ``high_bandwidth_peers`` peers are asked (``sendcmpct(true)``) to push new blocks as
     ``cmpctblock`` at once; the others announce them with ``inv``.
@@ -34,6 +40,7 @@ from typing import TYPE_CHECKING
 
 from node.core.block import Block
 from node.core.errors import ErrorCode
+from node.core.header import block_work
 from node.p2p.backend import HeadersStatus
 from node.p2p.compact import PartialBlock, make_compact
 from node.p2p.config import Score, blames_sender
@@ -198,7 +205,10 @@ class BlockSync:
         room = self.config.max_blocks_in_flight - len(peer.blocks_in_flight)
         if peer.closing or room <= 0 or peer.best_known_hash is None:
             return
-        if peer.best_known_work <= self.backend.tip.chain_work:
+        tip = self.backend.tip
+        # Equal work is fetched too (Bitcoin Core's rule): a competing tip is stored as a side
+        # branch, so the fork is known; first seen stays the tip. Less work is never fetched.
+        if peer.best_known_work < tip.chain_work or peer.best_known_hash == tip.hash:
             return
         wanted = await self.backend.blocks_to_download(
             peer.best_known_hash, room, set(self._requests).union(peer.timed_out)
@@ -290,10 +300,25 @@ class BlockSync:
         requested = block.hash in peer.blocks_in_flight
         self.request_done(block.hash, peer)
         peer.add_known(block.hash)
-        if not requested and not self.manager.allow_unrequested(peer):
-            self.manager.misbehaving(peer, Score.FLOOD, "unrequested block flood")
-            return
+        if not requested:
+            if not self.manager.allow_unrequested(peer):
+                self.manager.misbehaving(peer, Score.FLOOD, "unrequested block flood")
+                return
+            if await self._low_work(block):
+                return  # not stored: blocks of a weaker chain are fetched only when asked for
         await self.process(block, peer)
+
+    async def _low_work(self, block: Block) -> bool:
+        """Whether ``block`` extends a known chain to less work than our tip.
+
+        Bitcoin Core's guard for unrequested blocks: storing them would let anyone fill the
+        disk with cheap blocks on an old fork. A block whose parent is unknown is not judged
+        here (it is held as an orphan while its headers are fetched).
+        """
+        parent = await self.backend.header_info(block.header.prev_hash)
+        if parent is None:
+            return False
+        return parent[1] + block_work(block.header.bits) < self.backend.tip.chain_work
 
     async def process(self, block: Block, peer: Peer | None) -> None:
         """Hand a block to the chain, then relay, punish or fetch what it needs."""

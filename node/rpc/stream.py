@@ -11,6 +11,8 @@ hello               network, height, hash (the tip when the stream started), typ
 new_tip             hash, height, previous_hash, previous_height, reorg_depth (0: none)
 block_connected     hash, height, previous_hash, time, txs (count), size
 block_disconnected  hash, height, previous_hash, time, txs, size
+side_block          hash, height, previous_hash, time, txs, size, fork_height, source ("local"
+                    or a peer's address): a valid block stored off the active chain
 reorg               old_tip, new_tip, fork_height, depth (blocks disconnected), connected
 tx_accepted         txid, size, fee (coins), source ("local", "reorg" or a peer's address)
 tx_removed          txid, reason (block, conflict, sizelimit, reorg)
@@ -38,6 +40,7 @@ from node.events import (
     PeerConnected,
     PeerDisconnected,
     Reorg,
+    SideBlock,
     TxAccepted,
     TxRemoved,
 )
@@ -49,6 +52,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         NewTip,
         BlockConnected,
         BlockDisconnected,
+        SideBlock,
         Reorg,
         TxAccepted,
         TxRemoved,
@@ -78,7 +82,7 @@ def parse_types(text: str | None) -> list[type[Event]] | None:
 def event_json(event: Event) -> dict[str, Any]:
     """The stream message for one event."""
     body: dict[str, Any] = {"type": event.kind}
-    if isinstance(event, BlockConnected | BlockDisconnected):
+    if isinstance(event, BlockConnected | BlockDisconnected | SideBlock):
         header = event.block.header
         body |= {
             "hash": event.block.hash_hex,
@@ -88,6 +92,8 @@ def event_json(event: Event) -> dict[str, Any]:
             "txs": len(event.block.transactions),
             "size": event.block.size,
         }
+        if isinstance(event, SideBlock):
+            body |= {"fork_height": event.fork_height, "source": event.source}
     elif isinstance(event, NewTip):
         body |= {
             "hash": hash_hex(event.hash),
