@@ -8,6 +8,8 @@ sends frames one way, and checks when (in virtual seconds) and in what order the
   other (a link is a stream);
 * bandwidth: frames queue behind each other, each occupying the link ``size / bandwidth``;
 * loss: a lost transmission costs a retransmission timeout, never the frame;
+* closing: frames already sent still arrive, then the reader sees the close; a reset drops
+  them; a sender that fills the window waits until the reader takes a frame;
 * partitions: a cut resets live connections at both ends at once and refuses new ones; after a
   heal, connections open again;
 * a link spec with a meaningless value is refused with the reason.
@@ -109,6 +111,52 @@ def test_loss_costs_retransmission_timeouts_never_frames() -> None:
         assert max(retransmissions) >= 1  # some frames were lost at least once
 
     on_link(LinkSpec(latency=0.05, loss=0.3), body)
+
+
+def test_frames_sent_before_a_close_still_arrive_then_the_close() -> None:
+    async def body(network: SimNetwork, a: Connection, b: Connection) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await a.send(b"one")
+        await a.send(b"two")
+        await a.close()
+        assert await b.recv() == b"one"
+        assert await b.recv() == b"two"
+        assert loop.time() - start == 0.3
+        with pytest.raises(ConnectionClosed, match="closed by the peer"):
+            await b.recv()
+
+    on_link(LinkSpec(latency=0.3), body)
+
+
+def test_a_reset_drops_the_frames_in_flight() -> None:
+    async def body(network: SimNetwork, a: Connection, b: Connection) -> None:
+        await a.send(b"lost with the connection")
+        network.reset("a", "b")
+        with pytest.raises(ConnectionClosed, match="is cut"):
+            await b.recv()
+
+    on_link(LinkSpec(latency=0.3), body)
+
+
+def test_a_sender_that_fills_the_window_waits_for_the_reader() -> None:
+    async def body(network: SimNetwork, a: Connection, b: Connection) -> None:
+        loop = asyncio.get_running_loop()
+        window = network.window
+        for i in range(window):
+            await a.send(bytes([i % 256]))
+        blocked = asyncio.ensure_future(a.send(b"one too many"))
+        await asyncio.sleep(5.0)
+        assert not blocked.done()  # every frame arrived, none was read
+        await b.recv()
+        await blocked
+        read_at = loop.time()
+        for _ in range(window - 1):
+            await b.recv()
+        assert await b.recv() == b"one too many"
+        assert loop.time() == read_at + 0.01
+
+    on_link(LinkSpec(latency=0.01), body)
 
 
 def test_a_cut_resets_both_ends_and_refuses_new_connections_until_healed() -> None:

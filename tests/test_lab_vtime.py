@@ -1,8 +1,10 @@
 """The virtual-time loop: asyncio's own scheduling, with a clock that jumps instead of waiting.
 
 * a day of sleeping takes (almost) no real time, and every sleeper wakes at its exact time;
-* timers wake in time order, and equal times in the order they were set (FIFO), as asyncio
-  promises: the order of a simulation is the order of its calls;
+* timers wake in time order, and equal times in the order they were set (FIFO), however many
+  share a time (asyncio's own heap does not promise that): the order of a simulation is the
+  order of its calls;
+* a cancelled timer never runs, and a queue mostly of cancelled timers is compacted;
 * the nodes' clock is the loop's: ``monotonic`` is virtual seconds, ``time`` adds the epoch and
   the node's own offset;
 * a wait nothing can end is an error that says so, not a hang;
@@ -50,6 +52,42 @@ def test_timers_wake_in_time_order_and_ties_in_the_order_they_were_set() -> None
 
     run_virtual(VirtualTimeLoop(), body())
     assert woke == [("a", 1.0), ("b1", 2.0), ("b2", 2.0), ("c", 3.0), ("d", 2.5e6)]
+
+
+def test_hundreds_of_timers_at_one_time_run_in_the_order_they_were_set() -> None:
+    order: list[int] = []
+
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        # Interleaved with earlier and later timers, so the heap really reshuffles.
+        for i in range(500):
+            loop.call_later(10.0, order.append, i)
+            loop.call_later(5.0 + i % 7, lambda: None)
+            loop.call_later(20.0 - i % 3, lambda: None)
+        await asyncio.sleep(30)
+
+    run_virtual(VirtualTimeLoop(), body())
+    assert order == list(range(500))
+
+
+def test_cancelled_timers_never_run_and_are_dropped_from_the_queue() -> None:
+    ran: list[int] = []
+
+    async def body() -> int:
+        loop = asyncio.get_running_loop()
+        timers = [loop.call_later(1.0 + i, ran.append, i) for i in range(1000)]
+        for timer in timers:
+            if timer.when() % 10:
+                timer.cancel()
+        await asyncio.sleep(0)  # one iteration: the queue is compacted
+        assert isinstance(loop, VirtualTimeLoop)
+        queued = len(loop._timers)
+        await asyncio.sleep(2000)
+        return queued
+
+    queued = run_virtual(VirtualTimeLoop(), body())
+    assert ran == list(range(9, 1000, 10))
+    assert queued <= 101  # the 100 left and the sleep's own timer
 
 
 def test_wait_for_times_out_on_virtual_time() -> None:

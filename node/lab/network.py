@@ -23,21 +23,31 @@ backoff.
 Every random draw comes from the one ``random.Random`` given to the network, in the order
 frames are sent, so a seeded run is repeatable.
 
+**Delivery.** A frame costs the receiver one wake-up: each direction of a connection (a
+:class:`_Wire`) keeps its frames in flight in order, with at most one timer, set for the first
+of them; at that time every frame due is moved to the receiver's queue and the reader is woken.
+(The generic in-memory connection wakes its reader when a frame is sent and puts it to sleep
+until the frame is due: twice the wake-ups, on the path every message of a simulation takes.)
+The wires run on the event loop's time, which the network's clock must be (a
+:class:`~node.lab.vtime.VirtualClock`'s ``monotonic`` is).
+
 What this module does not do: interpret frames (it moves bytes), or decide the topology (the
 simulation dials through the nodes' own configuration).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from node.p2p.memory import MemoryConnection, MemoryNetwork, MemoryTransport
+from node.p2p.memory import MemoryNetwork, MemoryTransport
 from node.p2p.messages import MAX_FRAME_SIZE
-from node.p2p.transport import host_of
-from node.runtime import Clock, Connection, ConnectionClosed
+from node.p2p.transport import FrameTooLarge, host_of
+from node.runtime import AcceptCallback, Clock, Connection, ConnectionClosed, TransportError
 
 MIN_RTO = 0.2
 """Linux's minimum TCP retransmission timeout, seconds; a lost frame costs at least this."""
@@ -87,12 +97,12 @@ class SimNetwork(MemoryNetwork):
         self._links: dict[tuple[str, str], LinkSpec] = {}
         self._busy_until: dict[tuple[str, str], float] = {}
         # Live connections by (dialling host, listening host), to reset them on a cut.
-        self._live: dict[tuple[str, str], list[MemoryConnection]] = {}
+        self._live: dict[tuple[str, str], list[SimConnection]] = {}
 
     # -- links
 
-    def transport(self, host: str) -> MemoryTransport:
-        return _SimTransport(self, host)
+    def transport(self, host: str) -> SimTransport:
+        return SimTransport(self, host)
 
     def link(self, src: str, dst: str) -> LinkSpec:
         """The spec of the direction ``src`` -> ``dst``."""
@@ -163,26 +173,225 @@ class SimNetwork(MemoryNetwork):
             for conn in self._live.pop(pair, []):
                 _reset(conn, f"connection reset: {host} is gone")
 
-    def _track(self, dialer: str, conn: MemoryConnection) -> None:
+    def _track(self, dialer: str, conn: SimConnection) -> None:
         pair = (dialer, host_of(conn.remote))
         live = [c for c in self._live.get(pair, []) if not c.closed]
         live.append(conn)
         self._live[pair] = live
 
+    async def _open(self, dialer: SimTransport, address: str) -> SimConnection:
+        """Connect ``dialer`` to the listener at ``address``; its acceptor runs as a task."""
+        entry = self._listeners.get(address)
+        remote_host = host_of(address)
+        if entry is None:
+            raise TransportError(f"connection to {address} refused")
+        if self.is_cut(dialer.host, remote_host):
+            raise TransportError(f"{address} is unreachable")
+        owner, accept = entry
+        loop = asyncio.get_running_loop()
+        forward, backward = _Wire(loop, self.window), _Wire(loop, self.window)
+        ours = SimConnection(
+            self,
+            local_host=dialer.host,
+            remote=address,
+            remote_host=remote_host,
+            inbox=backward,
+            outbox=forward,
+        )
+        local_name = f"{dialer.host}:{next(self._ports)}"
+        theirs = SimConnection(
+            self,
+            local_host=remote_host,
+            remote=local_name,
+            remote_host=dialer.host,
+            inbox=forward,
+            outbox=backward,
+        )
+        ours.peer_end, theirs.peer_end = theirs, ours
+        if isinstance(owner, SimTransport):
+            owner.opened.append(theirs)
+        self._track(dialer.host, ours)
+        # The acceptor runs as its own task, as a server's connection handler would.
+        self._accept(accept, theirs)
+        return ours
 
-class _SimTransport(MemoryTransport):
-    """Registers the connections it dials with the network, so a cut can reset them."""
+    def _accept(self, accept: AcceptCallback, conn: SimConnection) -> None:
+        task = asyncio.ensure_future(accept(conn))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+class _Wire:
+    """One direction of a connection: frames in flight in order, then frames arrived.
+
+    At most one timer is set, for the first frame in flight; when it fires, every frame due
+    moves to ``arrived`` and the reader wakes. ``window`` bounds the frames in flight and
+    unread together (the role of a TCP window): a sender beyond it waits.
+    """
+
+    __slots__ = (
+        "_arrived",
+        "_closed",
+        "_flight",
+        "_last_at",
+        "_loop",
+        "_reader",
+        "_timer",
+        "_window",
+        "_writer",
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, window: int) -> None:
+        self._loop = loop
+        self._window = window
+        self._flight: deque[tuple[float, bytes]] = deque()
+        self._arrived: deque[bytes] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_at = 0.0
+        self._closed: ConnectionClosed | None = None
+        self._reader: asyncio.Future[None] | None = None
+        self._writer: asyncio.Future[None] | None = None
+
+    async def put(self, delay: float, frame: bytes) -> None:
+        """Send ``frame`` to arrive ``delay`` seconds from now (never before an earlier one)."""
+        while len(self._flight) + len(self._arrived) >= self._window and self._closed is None:
+            self._writer = self._loop.create_future()
+            await self._writer
+        if self._closed is not None:
+            raise ConnectionClosed("connection closed")
+        # A stream never reorders: a frame is not delivered before the one sent ahead of it.
+        at = max(self._loop.time() + delay, self._last_at)
+        self._last_at = at
+        self._flight.append((at, frame))
+        if self._timer is None:
+            self._timer = self._loop.call_at(at, self._land)
+
+    def _land(self) -> None:
+        now = self._loop.time()
+        flight = self._flight
+        while flight and flight[0][0] <= now:
+            self._arrived.append(flight.popleft()[1])
+        self._timer = self._loop.call_at(flight[0][0], self._land) if flight else None
+        _wake(self._reader)
+
+    async def get(self) -> bytes:
+        """The next frame that arrived; the close's error once none is left to arrive."""
+        while not self._arrived:
+            if self._closed is not None and not self._flight:
+                raise self._closed
+            self._reader = self._loop.create_future()
+            await self._reader
+        frame = self._arrived.popleft()
+        _wake(self._writer)
+        return frame
+
+    def close(self, error: ConnectionClosed, *, discard: bool) -> None:
+        """No more frames; ``discard`` drops those in flight and unread, else they still come."""
+        if self._closed is None:
+            self._closed = error
+        if discard:
+            self._flight.clear()
+            self._arrived.clear()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        _wake(self._reader)
+        _wake(self._writer)
+
+
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
+
+
+class SimConnection:
+    """One end of a simulated connection (the :class:`~node.runtime.Connection` a node uses)."""
+
+    def __init__(
+        self,
+        network: SimNetwork,
+        *,
+        local_host: str,
+        remote: str,
+        remote_host: str,
+        inbox: _Wire,
+        outbox: _Wire,
+    ) -> None:
+        self._network = network
+        self._local_host = local_host
+        self._remote = remote
+        self._remote_host = remote_host
+        self._inbox = inbox
+        self._outbox = outbox
+        self._closed = False
+        self.peer_end: SimConnection | None = None
+
+    @property
+    def remote(self) -> str:
+        return self._remote
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def send(self, frame: bytes) -> None:
+        if self._closed:
+            raise ConnectionClosed("connection closed")
+        limit = self._network.max_frame
+        if len(frame) > limit:
+            # The receiving transport refuses an oversized frame and drops the connection.
+            if self.peer_end is not None:
+                self.peer_end.abort(FrameTooLarge(len(frame), limit))
+            self.abort(ConnectionClosed("frame too large for the peer"))
+            raise ConnectionClosed("frame too large for the peer")
+        delay = self._network.link_delay(self._local_host, self._remote_host, frame)
+        if delay is not None:
+            await self._outbox.put(delay, frame)
+
+    async def recv(self) -> bytes:
+        return await self._inbox.get()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # Frames already sent still arrive at the other end, then it sees the close.
+        self._outbox.close(ConnectionClosed("closed by the peer"), discard=False)
+        self._inbox.close(ConnectionClosed("connection closed"), discard=True)
+        if self.peer_end is not None:
+            self.peer_end._closed = True
+
+    def abort(self, error: ConnectionClosed) -> None:
+        """Drop the connection at once, with ``error`` for whoever reads next."""
+        self._closed = True
+        self._inbox.close(error, discard=True)
+        self._outbox.close(error, discard=True)
+
+
+class SimTransport(MemoryTransport):
+    """A node's transport on a :class:`SimNetwork`: listening as in memory, connecting on
+    :class:`_Wire` s, and registering what it dials so a cut can reset it."""
 
     network: SimNetwork
 
+    def __init__(self, network: SimNetwork, host: str) -> None:
+        super().__init__(network, host)
+        self.opened: list[SimConnection] = []
+        """Connections it dialled or accepted, closed with it."""
+
     async def connect(self, address: str) -> Connection:
-        conn = await super().connect(address)
-        if isinstance(conn, MemoryConnection):
-            self.network._track(self.host, conn)
+        conn = await self.network._open(self, address)
+        self.opened.append(conn)
         return conn
 
+    async def close(self) -> None:
+        for conn in self.opened:
+            await conn.close()
+        self.opened.clear()
+        await super().close()
 
-def _reset(conn: MemoryConnection, reason: str) -> None:
+
+def _reset(conn: SimConnection, reason: str) -> None:
     conn.abort(ConnectionClosed(reason))
     if conn.peer_end is not None:
         conn.peer_end.abort(ConnectionClosed(reason))
