@@ -288,8 +288,8 @@ def headlines(result: ScenarioResult, attack: bool | None) -> list[str]:
     for m in a.miners:
         if m.main_share is not None:
             lines.append(
-                f"{m.name} ({m.strategy}) held {m.hash_share:.0%} of the hash power and found "
-                f"{m.main_share:.0%} of the chain's blocks ({m.main} of them, {m.found} found)."
+                f"{m.name} ({m.strategy}) held {m.hash_share:.1%} of the hash power and found "
+                f"{m.main_share:.1%} of the chain's blocks ({m.main} of them, {m.found} found)."
             )
     for t in a.transactions:
         if t.delay is not None:
