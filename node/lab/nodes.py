@@ -2,9 +2,9 @@
 
 A :class:`SimNode` is a name that outlives restarts: its :class:`NodeSpec` (whom it dials, its
 clock offset, whether its chain is kept on disk), its clock, and the running node, if any. The
-node itself is the real one; the only difference, in :class:`TappedNode`, is an event bus that
-also hands each event to the simulation the moment it is published, so the trace records it
-at the exact virtual time and in the exact order it happened.
+node itself is the real one; the only difference is the event bus it is given, a
+:class:`TapBus` that also hands each event to the simulation the moment it is published, so
+the trace records it at the exact virtual time and in the exact order it happened.
 
 What this module does not do: start or stop nodes (the simulation does, with the runtime it
 builds for each), or decide topologies.
@@ -22,9 +22,8 @@ from node.core.mempool import Mempool
 from node.events import Event, EventBus
 from node.lab.errors import SimulationError
 from node.lab.vtime import VirtualClock
-from node.node import Node, NodeConfig
+from node.node import Node
 from node.p2p import P2PConfig
-from node.runtime import Runtime
 
 T = TypeVar("T")
 
@@ -76,14 +75,6 @@ class TapBus(EventBus):
     def publish(self, event: Event) -> None:
         super().publish(event)
         self._tap(event)
-
-
-class TappedNode(Node):
-    """A real Node whose events the simulation sees synchronously (nothing else differs)."""
-
-    def __init__(self, config: NodeConfig, runtime: Runtime, tap: Callable[[Event], None]) -> None:
-        super().__init__(config, runtime)
-        self.bus = TapBus(tap)
 
 
 class SimNode:

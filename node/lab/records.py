@@ -16,9 +16,10 @@ What this module does not do: record anything by itself (the simulation does, as
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from node.core.block import Block
 from node.core.hashing import hash_hex
 from node.events import (
     BlockConnected,
@@ -50,9 +51,34 @@ class BlockRecord:
     arrivals: dict[str, float] = field(default_factory=dict)
     """Node name -> virtual time the node first connected it."""
 
+    @classmethod
+    def found(cls, block: Block, miner: str, now: float) -> BlockRecord:
+        """The record of ``block``, found by ``miner`` at ``now``."""
+        height = block.transactions[0].coinbase_height
+        return cls(
+            block.hash,
+            block.header.prev_hash,
+            height if height is not None else -1,
+            miner,
+            now,
+            len(block.transactions) - 1,
+        )
+
     @property
     def hash_hex(self) -> str:
         return hash_hex(self.hash)
+
+
+def chain_to(records: Mapping[bytes, BlockRecord], tip: bytes) -> list[BlockRecord]:
+    """The records of the chain ending at ``tip``, oldest first, back to the first block found
+    in the simulation (blocks made before it have no record)."""
+    chain = []
+    walk = records.get(tip)
+    while walk is not None:
+        chain.append(walk)
+        walk = records.get(walk.parent)
+    chain.reverse()
+    return chain
 
 
 @dataclass(frozen=True)

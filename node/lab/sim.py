@@ -32,7 +32,7 @@ host name is its name, so links and partitions are set between names.
 
 What this module does not do: parse scenario files or decide strategies; it is the engine and
 the API they drive. The nodes themselves are in :mod:`node.lab.nodes`, the block records and
-the errors collected in :mod:`node.lab.records`.
+the errors collected in :mod:`node.lab.records`, the wallets in :mod:`node.lab.wallets`.
 """
 
 from __future__ import annotations
@@ -49,12 +49,10 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from node.chainstate import ChainState, template_on_tip
-from node.core.address import decode_address, encode_address
+from node.chainstate import template_on_tip
+from node.core.address import encode_address
 from node.core.block import Block
-from node.core.errors import AddressError
 from node.core.hashing import hash_hex
-from node.core.mempool import Mempool
 from node.core.params import REGTEST, NetworkParams
 from node.core.template import BlockTemplate
 from node.core.tx import Transaction
@@ -62,12 +60,20 @@ from node.events import BlockConnected, Event, Reorg
 from node.lab.errors import SimulationError
 from node.lab.mining import HashScheduler, Miner, grind
 from node.lab.network import LinkSpec, SimNetwork
-from node.lab.nodes import SIM_P2P, NodeSpec, SimNode, TappedNode
-from node.lab.records import WATCHED_LOGGERS, BlockRecord, ErrorCollector, LoggedError, describe
+from node.lab.nodes import SIM_P2P, NodeSpec, SimNode, TapBus
+from node.lab.records import (
+    WATCHED_LOGGERS,
+    BlockRecord,
+    ErrorCollector,
+    LoggedError,
+    chain_to,
+    describe,
+)
 from node.lab.strategies import Honest, Strategy
 from node.lab.trace import Trace, TraceEvent, TraceKind, Value
 from node.lab.vtime import VirtualClock, VirtualTimeLoop, run_virtual
-from node.node import NodeConfig
+from node.lab.wallets import SimWallets
+from node.node import Node, NodeConfig
 from node.p2p import P2PConfig
 from node.runtime import InlineExecutor, Runtime
 from node.wallet.wallet import Wallet
@@ -125,7 +131,7 @@ class Simulation:
         )
         self.strategies: dict[str, Strategy] = {}
         self._listeners: list[NodeListener] = []
-        self._wallets: dict[str, Wallet] = {}
+        self.wallets = SimWallets(params)
         self._workdir = workdir
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._tasks: list[asyncio.Future[Any]] = []
@@ -250,7 +256,9 @@ class Simulation:
             InlineExecutor(),
         )
         config = NodeConfig(self.params, sim_node.datadir, p2p)
-        node = TappedNode(config, runtime, lambda event: self._on_node_event(spec.name, event))
+        node = Node(
+            config, runtime, bus=TapBus(lambda event: self._on_node_event(spec.name, event))
+        )
         await node.start()
         sim_node.node = node
         self._record(spec.name, TraceKind.NODE_STARTED, height=node.height)
@@ -393,16 +401,7 @@ class Simulation:
 
     def found_block(self, miner: Miner, block: Block) -> Block:
         """Record ``block`` as found by ``miner`` now (strategies building their own call this)."""
-        height = block.transactions[0].coinbase_height
-        record = BlockRecord(
-            block.hash,
-            block.header.prev_hash,
-            height if height is not None else -1,
-            miner.name,
-            self.now,
-            len(block.transactions) - 1,
-        )
-        self.blocks[block.hash] = record
+        record = self.blocks[block.hash] = BlockRecord.found(block, miner.name, self.now)
         self._record(
             "",
             TraceKind.BLOCK_FOUND,
@@ -438,22 +437,14 @@ class Simulation:
 
     def wallet(self, name: str) -> Wallet:
         """The deterministic wallet called ``name`` (a miner's wallet receives its coinbases)."""
-        wallet = self._wallets.get(name)
-        if wallet is None:
-            wallet = self._wallets[name] = Wallet.from_seed(
-                self.params, f"forklab-lab/{name}".encode()
-            )
-        return wallet
+        return self.wallets.wallet(name)
 
     def address(self, name: str) -> str:
-        return self.wallet(name).addresses()[0]
+        return self.wallets.address(name)
 
     def pubkey_hash(self, recipient: str) -> bytes:
         """The public-key hash of an address of this network, or else of the wallet so named."""
-        try:
-            return decode_address(recipient, self.params.address_version)
-        except AddressError:
-            return self.wallet(recipient).change_pubkey_hash
+        return self.wallets.pubkey_hash(recipient)
 
     async def pay(
         self, sender: str, recipient: str, amount: int, *, node: str, fee_rate: int = 2
@@ -463,28 +454,12 @@ class Simulation:
         ``recipient`` is a wallet name or an address. Coins are those of ``node``'s chain not
         already spent in its mempool. WalletError if the sender cannot pay.
         """
-        wallet = self.wallet(sender)
-        address = encode_address(self.pubkey_hash(recipient), self.params.address_version)
         sim_node = self.node(node)
-
-        def build(chain: ChainState, mempool: Mempool) -> Transaction:
-            coins = chain.coins_for(wallet.pubkey_hashes)
-            spent = {op for op, _ in coins if mempool.spender_of(op) is not None}
-            payment = wallet.pay(
-                coins,
-                chain.height + 1,
-                address=address,
-                amount=amount,
-                fee_rate=fee_rate,
-                spent=spent,
-            )
-            return payment.tx
-
-        tx = await sim_node.query(build)
+        payment = self.wallets.payment(sender, recipient, amount, fee_rate=fee_rate)
+        tx = await sim_node.query(payment)
         await sim_node.require().submit_tx(tx)
-        self._record(
-            node, TraceKind.TX_SENT, txid=tx.txid_hex, sender=sender, to=address, amount=amount
-        )
+        to = encode_address(self.pubkey_hash(recipient), self.params.address_version)
+        self._record(node, TraceKind.TX_SENT, txid=tx.txid_hex, sender=sender, to=to, amount=amount)
         return tx
 
     # ------------------------------------------------------------------------------- views
@@ -543,13 +518,7 @@ class Simulation:
             if best is None:
                 return []
             tip = best.hash
-        chain = []
-        walk = self.blocks.get(tip)
-        while walk is not None:
-            chain.append(walk)
-            walk = self.blocks.get(walk.parent)
-        chain.reverse()
-        return chain
+        return chain_to(self.blocks, tip)
 
     def listen(self, listener: NodeListener) -> None:
         """Call ``listener(node_name, event)`` for every event of every node, as it happens."""
