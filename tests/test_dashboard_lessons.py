@@ -269,6 +269,15 @@ async def test_a_real_lesson_gets_a_devnet_of_its_own_and_stops_cleanly(dash: Da
     lesson_state = load(DevnetPaths(lesson_dir))
     assert lesson_state is not None
     pids = [p.pid for p in (*lesson_state.nodes, *lesson_state.miners) if p.pid is not None]
+    # A second dashboard on the same devnet finds the lesson's directory taken.
+    second = DashboardServer(DevnetSource(dash.devnet.root))
+    try:
+        url = await second.start("127.0.0.1", 0)
+        async with dash.http.post(f"{url}/api/lessons/fork-and-converge/start", json={}) as r:
+            assert r.status == 409
+            assert f"a lesson's devnet already runs in {lesson_dir}" in (await r.json())["error"]
+    finally:
+        await second.stop()
     # Stopped: its processes and files gone, the class devnet back on the page, its miner too.
     code, reply = await dash.post("/api/lessons/stop")
     assert code == 200 and reply["run"]["status"] == "stopped", reply

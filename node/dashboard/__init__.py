@@ -21,6 +21,8 @@ actions          the buttons: actions parsed and checked, carried out through th
 devnet_control   ...or through the devnet, showing the ``forklab devnet`` command
 guard            which requests may act (JSON, same origin, loopback host)
 lesson_story     a lesson's narration and summary in plain words (pure)
+lesson_devnet    a real lesson's own devnet: where, stopping its runner, pausing the
+                 watched devnet's miners
 lesson_runs      running a lesson: one at a time, on a devnet of its own or in the
                  simulator, stoppable, nothing left behind
 lessons          the lessons: the fork lab's built-in scenarios, their parameters, routes

@@ -29,8 +29,9 @@ Threads: runners are blocking code and run in worker threads; everything they re
 to the event loop (``call_soon_threadsafe``), which alone changes a run's state. A stop sets a
 flag the runner's thread checks whenever it observes the nodes and after each step.
 
-What this module does not do: parse requests (:mod:`node.dashboard.lessons`) or choose words
-(:mod:`node.dashboard.lesson_story`).
+What this module does not do: parse requests (:mod:`node.dashboard.lessons`), choose words
+(:mod:`node.dashboard.lesson_story`) or handle a devnet's processes
+(:mod:`node.dashboard.lesson_devnet`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ import asyncio
 import contextlib
 import dataclasses
 import enum
-import io
 import logging
 import shutil
 import tempfile
@@ -54,14 +54,22 @@ from aiohttp import web
 
 from node.core.errors import ForklabError
 from node.dashboard import lesson_story
+from node.dashboard.lesson_devnet import (
+    LessonStopped,
+    LineStream,
+    StoppableRunner,
+    lesson_dir,
+    pause_miners,
+    resume_miners,
+    still_running,
+    take_down,
+)
 from node.dashboard.lesson_story import ATTACK_PROBE, AttackRate, EventNarrator, Summary
 from node.dashboard.monitor import NetworkMonitor
 from node.dashboard.sources import DevnetSource, NodeSource
-from node.devnet import Devnet, DevnetError, Progress
-from node.lab.analysis import BlockInfo, TipView
+from node.devnet import Devnet, Progress
 from node.lab.conditions import Condition
 from node.lab.outcome import ScenarioResult, StepOutcome
-from node.lab.runner_real import RealRunner
 from node.lab.runner_sim import run_scenario
 from node.lab.scenario import Assert, Scenario
 from node.lab.trace import Trace
@@ -92,10 +100,6 @@ class LessonError(ForklabError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
-
-
-class LessonStopped(Exception):  # noqa: N818 (it is the event, not an error)
-    """Raised in a runner's thread when the lesson was asked to stop."""
 
 
 class RunStatus(enum.Enum):
@@ -259,6 +263,11 @@ class LessonManager:
             "devnet_dir": str(run.devnet_dir) if run.devnet_dir else None,
         }
 
+    def _home(self) -> Path | None:
+        """The watched devnet's directory (None: nodes started by hand)."""
+        source = self.host.source
+        return source.paths.root if isinstance(source, DevnetSource) else None
+
     def _publish(self, message: dict[str, Any]) -> None:
         with contextlib.suppress(RuntimeError):  # the dashboard is not running (yet, or still)
             self.host.monitor.broadcast(message)
@@ -273,6 +282,11 @@ class LessonManager:
                 )
             scenario = lesson.scenario_for(params)
             backend, reasons = lesson.backend(scenario, params)
+            home = self._home()
+            if backend is Backend.REAL and home is not None:
+                busy = await asyncio.to_thread(still_running, lesson_dir(home))
+                if busy is not None:
+                    raise LessonError(busy, status=409)
             self._ids += 1
             run = LessonRun(
                 self._ids,
@@ -355,29 +369,25 @@ class LessonManager:
         tell = run.teller(loop)
         monitor = self.host.monitor
         original = self.host.source
-        home = original.paths.root if isinstance(original, DevnetSource) else None
-        workdir = (
-            home.with_name(home.name + "-lesson")
-            if home
-            else Path(tempfile.mkdtemp(prefix="forklab-lesson-"))
-        )
+        home = self._home()
+        workdir = lesson_dir(home) if home else Path(tempfile.mkdtemp(prefix="forklab-lesson-"))
         run.devnet_dir = workdir
         devnet = Devnet(
             workdir,
-            Progress(_LineStream(lambda text: tell("setup", text, None)), interactive=False),
+            Progress(LineStream(lambda text: tell("setup", text, None)), interactive=False),
         )
         run.say("setup", f"Real nodes: a devnet of the lesson's own in {workdir}.")
-        paused = await asyncio.to_thread(_pause_miners, home) if home else []
+        paused = await asyncio.to_thread(pause_miners, home) if home else []
         if paused:
             run.say("setup", f"The class devnet's miners ({', '.join(paused)}) are paused.")
         narrator = None
         try:
-            await asyncio.to_thread(_take_down, devnet)  # what a crashed dashboard left
+            await asyncio.to_thread(take_down, devnet)  # stopped leftovers (start() checked)
             await monitor.watch(DevnetSource(workdir))
             narrator = asyncio.create_task(self._narrate(run))
             scenario = _with_probe(run.scenario, _probe(run.lesson))
             story = _StepStory(scenario, tell, run.stop_flag, None)
-            runner = _StoppableRunner(
+            runner = StoppableRunner(
                 scenario,
                 devnet,
                 block_time=run.params.block_time,
@@ -401,12 +411,12 @@ class LessonManager:
             # Back to the class's devnet first: the page should not report the lesson's nodes
             # going down as if they were the class's.
             await monitor.watch(original)
-            await asyncio.to_thread(_take_down, devnet)
+            await asyncio.to_thread(take_down, devnet)
             if home is None:
                 shutil.rmtree(workdir, ignore_errors=True)
             if paused:
                 assert home is not None
-                await asyncio.to_thread(_resume_miners, home, paused)
+                await asyncio.to_thread(resume_miners, home, paused)
                 run.say("setup", f"The class devnet's miners ({', '.join(paused)}) are back.")
 
     async def _narrate(self, run: LessonRun) -> None:
@@ -516,76 +526,3 @@ class _StepStory:
         following = outcome.index + 1
         if following < len(self.steps):
             self.tell("step", lesson_story.step_started(following, self.steps[following]), None)
-
-
-class _StoppableRunner(RealRunner):
-    """The real runner, stopped between two looks at the nodes when the lesson is stopped.
-
-    Every wait and every ``mine`` by the miners polls :meth:`observe` or :meth:`tips`, so a
-    stop takes effect within a poll (a step that is one blocking call finishes first).
-    """
-
-    def __init__(self, *args: Any, stop: threading.Event, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._stop = stop
-
-    def observe(self) -> dict[bytes, BlockInfo]:
-        if self._stop.is_set():
-            raise LessonStopped
-        return super().observe()
-
-    def tips(self) -> dict[str, TipView]:
-        if self._stop.is_set():
-            raise LessonStopped
-        return super().tips()
-
-
-class _LineStream(io.StringIO):
-    """A text stream that hands each complete line to ``say`` (the devnet's progress)."""
-
-    def __init__(self, say: Callable[[str], None]) -> None:
-        super().__init__()
-        self._say = say
-        self._buffer = ""
-
-    def isatty(self) -> bool:
-        return False
-
-    def write(self, text: str) -> int:
-        self._buffer += text
-        *lines, self._buffer = self._buffer.split("\n")
-        for line in lines:
-            if line.strip():
-                self._say(line.strip())
-        return len(text)
-
-
-def _pause_miners(home: Path) -> list[str]:
-    """Stop the watched devnet's running miners (cleanly); their names."""
-    devnet = Devnet(home)
-    try:
-        state = devnet.state()
-    except DevnetError:
-        return []
-    paused = []
-    for miner in state.miners:
-        if devnet.is_running(state, miner.name):
-            with contextlib.suppress(DevnetError):
-                devnet.kill(miner.name, term=True)
-                paused.append(miner.name)
-    return paused
-
-
-def _resume_miners(home: Path, names: list[str]) -> None:
-    devnet = Devnet(home)
-    for name in names:
-        try:
-            devnet.restart(name)
-        except DevnetError as exc:
-            log.warning("could not resume miner %s of %s: %s", name, home, exc)
-
-
-def _take_down(devnet: Devnet) -> None:
-    """Stop and wipe a lesson's devnet, if there is one."""
-    with contextlib.suppress(DevnetError):
-        devnet.down(wipe=True)
