@@ -193,6 +193,8 @@ class LessonRun:
         self._publish({"type": "lesson", "run": self.as_json(lines=False), "lines": [_line(line)]})
 
     def set_status(self, status: RunStatus, error: str | None = None) -> None:
+        if self.status is RunStatus.STOPPING and status.active:
+            status = RunStatus.STOPPING  # a stop asked for is not undone by progress after it
         self.status = status
         self.error = error
         if not status.active:
