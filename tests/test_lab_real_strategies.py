@@ -1,14 +1,18 @@
 """Attack strategies on real nodes (``node/lab/real_strategies.py``).
 
-* what real nodes cannot run is refused with a reason per cause: selfish mining, censorship by
-  orphaning, a strategy sharing its node with another miner, blocks mined by hand on a
-  strategy's node, a merchant watching from the attacker's own node; what they can run is not;
+* what real nodes cannot run is refused with a reason per cause: selfish mining, a strategy
+  sharing its node with another miner, blocks mined by hand on a strategy's node, a merchant
+  watching from the attacker's own node; what they can run is not;
 * on a devnet: a double-spending pool's node is cut off when the attack begins, and the
   scenario's own partition and heal while it mines in private do not reconnect it (the two
   compose); the merchant sees its confirmations, the pool reconnects its node with more work,
   the network reorganises and the merchant's node holds the attacker's refund;
 * a censoring pool's mining policy is set on its node while the steps run and lifted after,
-  so a devnet that outlives the run (the dashboard's) is left as it was.
+  so a devnet that outlives the run (the dashboard's) is left as it was;
+* an orphaning censor's node, cut off and relayed, refuses the honest block that confirms the
+  donation (sent through the censor's own node, so its relay passes it on), mines past it
+  until the honest block goes stale, and never includes the donation; afterwards its links,
+  policy and invalid marks are undone.
 """
 
 from __future__ import annotations
@@ -62,8 +66,7 @@ def scenario_text(strategy: str, options: str, *, node: str = "c", steps: str = 
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        (scenario_text("selfish", ""), "selfish mining needs a private node"),
-        (scenario_text("censoring", CENSOR + "\norphan = true"), "orphaning runs in the simulator"),
+        (scenario_text("selfish", ""), "selfish mining runs in the simulator only"),
         (scenario_text("censoring", CENSOR, node="a"), "shares node a with honest"),
         (
             scenario_text("double-spend", ATTACK.replace('"a"', '"b"'), node="a"),
@@ -78,14 +81,17 @@ def scenario_text(strategy: str, options: str, *, node: str = "c", steps: str = 
             "the merchant's node is the attacker's own",
         ),
     ],
-    ids=["selfish", "orphan", "censor-shares", "attacker-shares", "mine-on-censor", "merchant"],
+    ids=["selfish", "censor-shares", "attacker-shares", "mine-on-censor", "merchant"],
 )
 def test_what_real_nodes_cannot_run_is_refused_with_the_reason(text: str, reason: str) -> None:
     reasons = unsupported(parse_scenario(text))
     assert len(reasons) == 1 and reason in reasons[0], reasons
 
 
-@pytest.mark.parametrize(("strategy", "options"), [("censoring", CENSOR), ("double-spend", ATTACK)])
+@pytest.mark.parametrize(
+    ("strategy", "options"),
+    [("censoring", CENSOR), ("censoring", CENSOR + "\norphan = true"), ("double-spend", ATTACK)],
+)
 def test_a_pool_on_a_node_of_its_own_runs_on_real_nodes(strategy: str, options: str) -> None:
     text = scenario_text(strategy, options, steps='[[step]]\ndo = "mine"\nnode = "a"\n')
     assert unsupported(parse_scenario(text)) == []
@@ -214,3 +220,48 @@ def _policy(runner: RealRunner) -> object:
     client = runner.client("c")
     assert client is not None
     return client.call("getminingpolicy")
+
+
+ORPHANING = scenario_text(
+    "censoring",
+    CENSOR + "\norphan = true",
+    steps="""
+[[step]]
+do = "send"
+from = "savings"
+to = "dissident"
+amount = 5
+via = "c"
+label = "donation"
+
+[[step]]
+do = "wait"
+until = "refused_blocks(pool) >= 1"
+mining = true
+
+[[step]]
+do = "wait"
+until = "stale_blocks >= 1"
+mining = true
+""",
+)
+
+
+def test_an_orphaning_censor_refuses_the_block_that_confirms_the_donation(devnet: Devnet) -> None:
+    runner = RealRunner(parse_scenario(ORPHANING), devnet, block_time=BLOCK_TIME)
+    runner.start(1)
+    result = runner.run(1)
+    failures = [f"step {s.index + 1}: {s.description}: {s.detail}" for s in result.failed_steps]
+    assert result.passed, "\n".join(failures)
+
+    censor = runner.strategies["pool"]
+    assert isinstance(censor, real_strategies.OrphaningCensor)
+    donation = runner.txids["donation"]
+    refused = [runner.blocks[h] for h in censor.refused]
+    assert refused and all(donation in b.txids and b.miner == "honest" for b in refused)
+    assert all(donation not in b.txids for b in runner.blocks.values() if b.miner == "pool")
+    assert _policy(runner) == {"exclude_addresses": []}
+    assert runner.links.isolated == set() and devnet.state().partition is None
+    own = runner.client("c")
+    assert own is not None
+    assert all(tip["status"] != "invalid" for tip in own.call("getchaintips"))

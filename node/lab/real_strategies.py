@@ -6,33 +6,43 @@ templates of its node, and the runner acts as the pool's operator, with what a r
 has and nothing more: the node's RPC and the devnet's link control (a node cut off from its
 peers is an operator pulling the pool node's cable).
 
-=====================  ====================================================================
-:class:`PolicyCensor`  sets its node's mining policy (``setminingpolicy``): the node's
-                       templates leave out transactions touching the listed addresses and
-                       everything depending on them, as pools filter their templates
-:class:`DoubleSpender` at ``start_height`` cuts its node off, pays the merchant through the
-                       public nodes and a conflicting payment to itself through its own node,
-                       lets its miner extend the private branch, and reconnects its node once
-                       the merchant's node shows the confirmations and the branch has more
-                       work (or gives up, ``give_up_behind`` blocks behind)
-=====================  ====================================================================
+=======================  ==================================================================
+:class:`PolicyCensor`    sets its node's mining policy (``setminingpolicy``): the node's
+                         templates leave out transactions touching the listed addresses and
+                         everything depending on them, as pools filter their templates
+:class:`OrphaningCensor` the same, and its node, cut off and relayed by the operator
+                         (:class:`_Relay`), marks every public block that includes such a
+                         transaction invalid (``invalidateblock``) so its miner keeps mining
+                         the branch without it; ``reconsiderblock`` after ``give_up_after``
+                         blocks behind
+:class:`DoubleSpender`   at ``start_height`` cuts its node off, pays the merchant through the
+                         public nodes and a conflicting payment to itself through its own
+                         node, lets its miner extend the private branch, and reconnects its
+                         node once the merchant's node shows the confirmations and the branch
+                         has more work (or gives up, ``give_up_behind`` blocks behind)
+=======================  ==================================================================
 
 A strategy *reacts*: the runner calls :meth:`RealStrategy.react` every :data:`REACT` seconds
 while the network runs (during waits and ``mine`` steps) and after every step. A reaction is a
 few RPC calls, so an attacker notices the merchant's confirmations within tens of milliseconds
 of the block that brought them, much less than a block interval.
 
+**Why an orphaning pool's node is cut off and relayed.** A node that marks a block its peers
+follow invalid takes every peer that relays a block built on it for a misbehaving one, and
+bans it (a ``bad-prevblk`` blames the sender): marking blocks invalid on a node linked to the
+network would cut the pool off from the network it means to lead. So the operator does what the
+simulator's pool does with its private node: the pool's node has no links, and the relay hands
+it what its neighbours have (blocks with ``submitblock``, transactions with
+``sendrawtransaction``) and hands them the pool's blocks and its users' transactions. A block
+the pool's node refuses is then an RPC answer, not a peer's offence. The relay respects the
+scenario's partitions; it adds up to :data:`REACT` seconds to the pool's links.
+
 A partition of the scenario and an attacker's isolation compose (:class:`Links`): a node kept
 apart stays apart through the scenario's partitions and heals, until its strategy releases it.
 
-Not offered on real nodes (the runner refuses them with the reason): a censoring pool that
-orphans blocks (``orphan``), and selfish mining. Orphaning needs a node that marks a block its
-peers follow invalid (``invalidateblock``); a forklab node then takes every peer relaying a
-block built on it for a misbehaving one and bans it (a ``bad-prevblk`` blames the sender), so
-the pool's node would cut itself off from the network it means to lead. The simulator's pool
-mines on a private node no peer talks to. Selfish mining needs a private node whose blocks the
-pool hands to the public one by one, within milliseconds of each honest block; the devnet's
-nodes are all public.
+Not offered on real nodes (the runner refuses it with the reason): selfish mining, whose races
+are won or lost within the milliseconds a block takes to cross a loopback network; the
+operator's relay, looking every :data:`REACT` seconds, would lose every race it should win.
 
 What this module does not do: find blocks (the devnet's miners do) or judge the outcome (the
 runner's analysis and the conditions do).
@@ -41,11 +51,14 @@ runner's analysis and the conditions do).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from node.core.address import decode_address
+from node.core.block import Block
 from node.core.errors import WalletError
+from node.core.hashing import hash_from_hex, hash_hex
+from node.core.template import touches
 from node.core.tx import Transaction
 from node.devnet import Devnet
 from node.devnet import wallets as devnet_wallets
@@ -100,6 +113,13 @@ class Links:
     def release(self, node: str) -> None:
         self.isolated.discard(node)
         self._apply()
+
+    def apart(self, a: str, b: str) -> bool:
+        """Whether the scenario's partition separates ``a`` and ``b`` (isolation aside)."""
+        if self.groups is None:
+            return False
+        group_of = {n: i for i, group in enumerate(self.groups) for n in group}
+        return group_of.get(a, -1) != group_of.get(b, -1)
 
     def _apply(self) -> None:
         groups = [[n for n in group if n not in self.isolated] for group in self.groups or ()] + [
@@ -168,6 +188,167 @@ class PolicyCensor(RealStrategy):
         client = self.runner.client(self.node)
         if client is not None:
             client.call("setminingpolicy", addresses)
+
+
+class _Relay:
+    """The operator's relay between a pool's node, cut off from its peers, and the nodes it
+    would be linked to: the pool's node is then the simulator's *private node*.
+
+    Blocks its neighbours connect are handed to it with ``submitblock`` (so it knows the public
+    chain and judges it by the rules every node uses), their mempools' transactions with
+    ``sendrawtransaction``, and the pool's own blocks go out to the neighbours with
+    ``submitblock``. Nothing passes over a P2P link, so a block the pool's node refuses costs it
+    no peer.
+    """
+
+    def __init__(self, runner: RealRunner, node: str, payout: bytes) -> None:
+        self.runner = runner
+        self.node = node
+        self.payout = payout
+        self.neighbours = sorted(
+            {a if b == node else b for a, b in runner.scenario.edges() if node in (a, b)}
+        )
+        self.known: set[bytes] = set()
+        """Blocks the pool's node was given, or found itself."""
+        self.turned_away: list[Block] = []
+        """Public blocks the pool's node refused (built on a block it marked invalid)."""
+        self._tips: dict[str, str] = {}
+        self._txids: set[str] = set()
+
+    def reachable(self) -> list[str]:
+        """The neighbours the scenario's partition leaves the pool's node linked to."""
+        return [n for n in self.neighbours if not self.runner.links.apart(self.node, n)]
+
+    def pull(self, own: RpcClient) -> list[tuple[Block, bool]]:
+        """Hand the neighbours' new blocks to the pool's node, oldest first; each with whether
+        it was accepted."""
+        handed = []
+        for name in self.reachable():
+            client = self.runner.client(name)
+            tip = None if client is None else _call(client, "getbestblockhash", default=None)
+            if client is None or tip is None or self._tips.get(name) == tip:
+                continue
+            self._tips[name] = tip
+            for block in self._missing(client, own, hash_from_hex(tip)):
+                answer = _call(own, "submitblock", block.serialize().hex(), default="")
+                self.known.add(block.hash)
+                accepted = answer in (None, "inconclusive", "duplicate")
+                if answer == "bad-prevblk":
+                    self.turned_away.append(block)
+                handed.append((block, accepted))
+        neighbours = [c for c in map(self.runner.client, self.reachable()) if c is not None]
+        for client in neighbours:
+            self._relay_transactions(client, [own])
+        self._relay_transactions(own, neighbours)  # its users' payments go out too
+        return handed
+
+    def _relay_transactions(self, source: RpcClient, targets: Sequence[RpcClient]) -> None:
+        for txid in _call(source, "getrawmempool", default=[]):
+            if txid not in self._txids:
+                self._txids.add(txid)
+                raw = _call(source, "getrawtransaction", txid, default=None)
+                for target in targets if raw is not None else ():
+                    # Refused (a conflict, a missing parent...) as a peer's relay would be.
+                    _call(target, "sendrawtransaction", raw, default=None)
+
+    def _missing(self, source: RpcClient, own: RpcClient, tip: bytes) -> list[Block]:
+        """Blocks of ``source``'s chain up to ``tip`` that the pool's node was not given."""
+        blocks: list[Block] = []
+        walk = tip
+        while walk not in self.known and walk != self.runner.params.genesis_hash:
+            if _call(own, "getblockheader", hash_hex(walk), default=None) is not None:
+                self.known.add(walk)  # it has it: so it has every block below
+                break
+            raw = _call(source, "getblock", hash_hex(walk), 0, default=None)
+            if raw is None:
+                break
+            block = Block.deserialize(bytes.fromhex(raw))
+            blocks.append(block)
+            walk = block.header.prev_hash
+        return blocks[::-1]
+
+    def push_own(self, own: RpcClient) -> list[Block]:
+        """Publish the blocks the pool found since the last look to the neighbours."""
+        found = []
+        tip = _call(own, "getbestblockhash", default=None)
+        walk = None if tip is None else hash_from_hex(tip)
+        while walk is not None and walk not in self.known:
+            raw = _call(own, "getblock", hash_hex(walk), 0, default=None)
+            if raw is None:
+                break
+            block = Block.deserialize(bytes.fromhex(raw))
+            self.known.add(walk)
+            if block.transactions[0].outputs[0].pubkey_hash == self.payout:
+                found.append(block)
+            walk = block.header.prev_hash
+        for block in reversed(found):
+            for name in self.reachable():
+                client = self.runner.client(name)
+                if client is not None:
+                    _call(client, "submitblock", block.serialize().hex(), default=None)
+        return found[::-1]
+
+
+class OrphaningCensor(PolicyCensor):
+    """A censoring pool that also refuses to build on blocks including a censored transaction:
+    its node, cut off and relayed (:class:`_Relay`), marks each such block invalid
+    (``invalidateblock``), so its miner keeps mining the branch without it; ``give_up_after``
+    blocks behind the public chain, it reconsiders them."""
+
+    def __init__(self, runner: RealRunner, miner: MinerDecl, spec: Censoring) -> None:
+        super().__init__(runner, miner, spec)
+        self.give_up_after = spec.give_up_after
+        params = runner.params
+        self.censored = frozenset(decode_address(a, params.address_version) for a in self.addresses)
+        payout = devnet_wallets.wallet(params, runner.names.wallet(self.miner)).change_pubkey_hash
+        self.relay = _Relay(runner, self.node, payout)
+        self.refused: list[bytes] = []
+        self._holding: list[bytes] = []
+
+    def begin(self) -> None:
+        super().begin()
+        self.runner.links.isolate(self.node)
+        own = self.runner.client(self.node)
+        tip = None if own is None else _call(own, "getbestblockhash", default=None)
+        if tip is not None:
+            self.relay.known.add(hash_from_hex(tip))
+
+    def react(self) -> None:
+        own = self.runner.client(self.node)
+        if own is None:
+            return
+        for block, accepted in self.relay.pull(own):
+            if accepted and any(touches(tx, self.censored) for tx in block.transactions[1:]):
+                own.call("invalidateblock", block.hash_hex)
+                self.refused.append(block.hash)
+                self._holding.append(block.hash)
+        self.relay.push_own(own)
+        if self._holding and self.give_up_after is not None:
+            public = [t.height for n, t in self.runner.tips().items() if n != self.node]
+            height = _call(own, "getblockcount", default=None)
+            if public and height is not None and max(public) - height >= self.give_up_after:
+                self._give_up(own)
+
+    def _give_up(self, own: RpcClient) -> None:
+        for block_hash in self._holding:
+            own.call("reconsiderblock", hash_hex(block_hash))
+        self._holding = []
+        # Blocks built on the refused ones were turned away: hand them over again.
+        for block in self.relay.turned_away:
+            _call(own, "submitblock", block.serialize().hex(), default=None)
+        self.relay.turned_away = []
+
+    def end(self) -> None:
+        own = self.runner.client(self.node)
+        if own is not None:
+            for block_hash in self._holding:
+                _call(own, "reconsiderblock", hash_hex(block_hash), default=None)
+        if self.node in self.runner.links.isolated:
+            self.runner.links.release(self.node)
+        super().end()
+
+    def facts(self) -> dict[str, Value]:
+        return {"refused_blocks": len(self.refused)}
 
 
 class DoubleSpender(RealStrategy):
@@ -305,14 +486,9 @@ def unsupported(scenario: Scenario) -> list[str]:
         spec, where = miner.strategy, f"miner {miner.name}"
         if isinstance(spec, Selfish):
             reasons.append(
-                f"{where} is selfish: selfish mining needs a private node released block by "
-                "block, which runs in the simulator only"
-            )
-        elif isinstance(spec, Censoring) and spec.orphan:
-            reasons.append(
-                f"{where} orphans blocks: a node that invalidates a block its peers follow bans "
-                "them when they relay the next, so orphaning runs in the simulator only "
-                "(censorship by policy runs on real nodes)"
+                f"{where} is selfish: its races are decided within milliseconds, quicker than "
+                "a pool operator can react on real nodes, so selfish mining runs in the "
+                "simulator only"
             )
         if isinstance(spec, Honest):
             continue
@@ -340,10 +516,23 @@ def build(runner: RealRunner, miners: Sequence[MinerDecl]) -> dict[str, RealStra
     for miner in miners:
         spec = miner.strategy
         if isinstance(spec, Censoring):
-            built[miner.name] = PolicyCensor(runner, miner, spec)
+            censor = OrphaningCensor if spec.orphan else PolicyCensor
+            built[miner.name] = censor(runner, miner, spec)
         elif isinstance(spec, DoubleSpend):
             built[miner.name] = DoubleSpender(runner, miner, spec)
     return built
+
+
+def facts(
+    strategies: Mapping[str, RealStrategy], wanted: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], Value]:
+    """(miner, fact) -> value, for the ``wanted`` facts of miners with a strategy."""
+    found: dict[tuple[str, str], Value] = {}
+    for miner in {miner for miner, _fact in wanted}:
+        strategy = strategies.get(miner)
+        if strategy is not None:
+            found.update({(miner, f): v for f, v in strategy.facts().items()})
+    return found
 
 
 def _call(client: RpcClient, method: str, *params: Any, default: Any) -> Any:

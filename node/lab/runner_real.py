@@ -18,18 +18,15 @@ during ``mine`` steps without a node (until that many blocks are found) and ``wa
 ``mining``, as hash power only works during those in the simulator. ``mine`` on a node uses
 the node's ``generatetoaddress``.
 
-**Strategies.** A censoring or double-spending miner is the devnet's paced miner on a node of
-its own, and the runner is its pool's operator (:mod:`node.lab.real_strategies`): it sets the
-node's mining policy, or cuts the node off, pays, and reconnects it, reacting to the network
-every few tens of milliseconds while it runs. The scenario's partitions compose with an
-attacker's isolation (:class:`~node.lab.real_strategies.Links`).
+**Strategies.** A censoring or double-spending miner is a paced miner on a node of its own, and
+the runner is its pool's operator, reacting every few tens of milliseconds while the network
+runs (:mod:`node.lab.real_strategies`, which also composes partitions with isolation).
 
 **What real nodes cannot do** (:func:`unsupported` lists it for a scenario): selfish mining and
-censorship by orphaning (why: :mod:`node.lab.real_strategies`), a strategy sharing its node
-with another miner, changed chain constants, links' jitter, bandwidth and loss (the devnet
-sets latency only), skewed clocks, nodes that lose their chain on a restart, hash power that
-changes mid-run, conflicting ``send`` steps, and invariants (they read the simulator's nodes
-from inside).
+strategies sharing a node (:mod:`node.lab.real_strategies` says why), changed chain constants,
+links' jitter, bandwidth and loss (the devnet sets latency only), skewed clocks, nodes that
+lose their chain on a restart, hash power that changes mid-run, conflicting ``send`` steps,
+and invariants (they read the simulator's nodes from inside).
 
 **Observing.** Blocks are fetched from every running node (``getchaintips``, then each block not
 seen before) whenever a condition needs the tree and at the end, so a block known only to a node
@@ -62,7 +59,7 @@ from node.devnet import wallets as devnet_wallets
 from node.devnet.state import NETWORKS, DevnetState
 from node.lab import real_strategies
 from node.lab.analysis import FUNDING, ON_DEMAND, Analysis, BlockInfo, SentTx, TipView, analyse
-from node.lab.conditions import Condition, Evaluation, Facts, Needs, Value
+from node.lab.conditions import Condition, Evaluation, Facts, Needs
 from node.lab.outcome import ScenarioResult, Status, StepOutcome
 from node.lab.real_strategies import Links, RealStrategy
 from node.lab.scenario import (
@@ -92,6 +89,8 @@ MIN_TIMEOUT = 30.0
 """Real seconds a wait for a condition gets at least."""
 POLL = 0.25
 """Real seconds between checks of a condition."""
+CLIENTS_FOR = 0.5
+"""Real seconds the runner trusts its list of running nodes."""
 
 StepCallback = Callable[[StepOutcome], None]
 
@@ -218,6 +217,7 @@ class RealRunner:
         self._log_start: dict[str, int] = {}
         self._funding_height = 0
         self.links = Links(devnet, self.names.nodes)
+        self._known_clients: tuple[float, dict[str, RpcClient]] | None = None
         self.strategies: dict[str, RealStrategy] = {}
 
     # ------------------------------------------------------------------------------ setup
@@ -334,8 +334,10 @@ class RealRunner:
             self.links.heal()
         elif isinstance(step, Kill):
             devnet.kill(names.node(step.node))
+            self._known_clients = None
         elif isinstance(step, Restart):
             devnet.restart(names.node(step.node))
+            self._known_clients = None
             for strategy in self.strategies.values():
                 strategy.restarted(step.node)
         elif isinstance(step, SetLatency):
@@ -428,21 +430,27 @@ class RealRunner:
 
     # ---------------------------------------------------------------------------- observe
 
-    def _clients(self) -> Iterator[tuple[str, RpcClient]]:
-        """(scenario name, client) of every running node."""
-        state = self.devnet.state()
-        running = {n.name for n in self.devnet.running_nodes(state)}
-        for name, devnet_name in self.names.nodes.items():
-            if devnet_name in running:
-                yield name, self.devnet.client(state, devnet_name, timeout=10)
+    def _clients(self) -> dict[str, RpcClient]:
+        """A client of every running node, by scenario name; looked up again after
+        :data:`CLIENTS_FOR` seconds (strategies ask many times a second) or a kill or restart."""
+        now = time.monotonic()
+        if self._known_clients is None or now - self._known_clients[0] > CLIENTS_FOR:
+            state = self.devnet.state()
+            running = {n.name for n in self.devnet.running_nodes(state)}
+            clients = {
+                name: self.devnet.client(state, devnet_name, timeout=10)
+                for name, devnet_name in self.names.nodes.items()
+                if devnet_name in running
+            }
+            self._known_clients = (now, clients)
+        return self._known_clients[1]
 
     def running(self) -> list[str]:
-        """The scenario's names of the running nodes."""
-        return [name for name, _client in self._clients()]
+        return list(self._clients())
 
     def client(self, name: str) -> RpcClient | None:
         """An RPC client of node ``name`` (the scenario's name), None while it is down."""
-        return dict(self._clients()).get(name)
+        return self._clients().get(name)
 
     def _learn_payees(self, state: DevnetState) -> None:
         for name, devnet_name in self.names.miners.items():
@@ -455,7 +463,7 @@ class RealRunner:
 
     def tips(self) -> dict[str, TipView]:
         tips = {}
-        for name, client in self._clients():
+        for name, client in self._clients().items():
             with contextlib.suppress(RpcConnectionError, RpcCallError):
                 info = client.call("getblockchaininfo")
                 tips[name] = TipView(
@@ -467,7 +475,7 @@ class RealRunner:
 
     def observe(self) -> dict[bytes, BlockInfo]:
         """Fetch every block a running node knows and this runner does not yet; the blocks."""
-        for name, client in self._clients():
+        for name, client in self._clients().items():
             try:
                 tips = client.call("getchaintips")
             except (RpcConnectionError, RpcCallError):
@@ -539,16 +547,8 @@ class RealRunner:
                 for label, node in needs.confirmations
                 if node
             },
-            strategy=self._strategy_facts(needs.strategy),
+            strategy=real_strategies.facts(self.strategies, needs.strategy),
         )
-
-    def _strategy_facts(self, wanted: frozenset[tuple[str, str]]) -> dict[tuple[str, str], Value]:
-        facts: dict[tuple[str, str], Value] = {}
-        for miner in {miner for miner, _fact in wanted}:
-            strategy = self.strategies.get(miner)
-            if strategy is not None:
-                facts.update({(miner, f): v for f, v in strategy.facts().items()})
-        return facts
 
     def _logged_errors(self) -> int:
         """ERROR lines the nodes logged since the steps began (the simulator's ``errors``)."""
@@ -562,7 +562,7 @@ class RealRunner:
 
     def _peers(self, names: Sequence[str] | frozenset[str]) -> dict[str, int]:
         peers = dict.fromkeys(names, 0)
-        for name, client in self._clients():
+        for name, client in self._clients().items():
             if name in peers:
                 with contextlib.suppress(RpcConnectionError, RpcCallError):
                     peers[name] = len(client.call("getpeerinfo"))
@@ -570,7 +570,7 @@ class RealRunner:
 
     def _confirmations(self, label: str, node: str) -> int:
         txid = self.txids.get(label)
-        client = dict(self._clients()).get(node)
+        client = self._clients().get(node)
         if txid is None or client is None:
             return 0
         for block in self.blocks.values():
