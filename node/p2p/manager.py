@@ -301,6 +301,7 @@ class PeerManager:
             policy=self.links,
             max_send_bytes=self.config.max_send_bytes,
             max_frame=self.config.max_frame,
+            salt=self.rng.getrandbits(64),
         )
         self._next_id += 1
         now = self.clock.monotonic()

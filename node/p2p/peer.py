@@ -19,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-from collections import Counter, OrderedDict, deque
+from collections import Counter, deque
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from node.core.header import BlockHeader
+from node.p2p.known import InventoryFilter
 from node.p2p.links import LinkPolicy
 from node.p2p.messages import (
     MAX_INV_ITEMS,
@@ -42,7 +43,8 @@ FLUSH_SECONDS = 2.0
 """How long a peer being disconnected with a reason is given to read it."""
 
 KNOWN_INVENTORY = 20_000
-"""Hashes remembered per peer as known to it (announced by or to it), oldest forgotten first."""
+"""Hashes remembered at least per peer as known to it (announced by or to it); older ones are
+forgotten a generation at a time (:mod:`node.p2p.known`)."""
 
 
 class Direction(enum.Enum):
@@ -135,7 +137,10 @@ class Peer:
         policy: LinkPolicy,
         max_send_bytes: int,
         max_frame: int,
+        salt: int,
     ) -> None:
+        """``salt``: a random 64-bit number for the inventory filter (from the node's random
+        source, so a seeded simulation replays)."""
         self.id = peer_id
         self.conn = conn
         self.direction = direction
@@ -153,7 +158,7 @@ class Peer:
         self.misbehaviour = 0
 
         # -- what it knows and what we asked of it
-        self.known: OrderedDict[bytes, None] = OrderedDict()
+        self.known = InventoryFilter(KNOWN_INVENTORY, salt)
         self.best_known_hash: bytes | None = None
         self.best_known_work = 0
         self.best_known_height = 0
@@ -226,10 +231,7 @@ class Peer:
     # -- inventory known to the peer
 
     def add_known(self, item_hash: bytes) -> None:
-        self.known[item_hash] = None
-        self.known.move_to_end(item_hash)
-        if len(self.known) > KNOWN_INVENTORY:
-            self.known.popitem(last=False)
+        self.known.add(item_hash)
 
     def knows(self, item_hash: bytes) -> bool:
         return item_hash in self.known
