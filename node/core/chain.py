@@ -258,7 +258,9 @@ class BlockTree:
         root.seq = 0
         self.genesis = root
         self._index: dict[bytes, BlockEntry] = {root.hash: root}
-        self._tips: set[BlockEntry] = {root}
+        self._tips: dict[BlockEntry, None] = {root: None}
+        """Entries without children, in the order they became tips (a set's order would
+        depend on memory addresses; a seeded simulation must replay exactly)."""
         self._candidates: set[BlockEntry] = {root}
         self._next_seq = 1
         self._best_header = root
@@ -287,9 +289,9 @@ class BlockTree:
         return iter(self._index.values())
 
     @property
-    def tips(self) -> frozenset[BlockEntry]:
-        """Entries without children: the ends of every branch."""
-        return frozenset(self._tips)
+    def tips(self) -> tuple[BlockEntry, ...]:
+        """Entries without children: the ends of every branch, oldest first."""
+        return tuple(self._tips)
 
     @property
     def best_header(self) -> BlockEntry:
@@ -337,7 +339,7 @@ class BlockTree:
             last_seq += 1
             entry.seq = last_seq
         tree._next_seq = last_seq + 1
-        tree._tips = {e for e in index.values() if not e.children}
+        tree._tips = {e: None for e in index.values() if not e.children}
         tree._recompute_best_header()
         return tree
 
@@ -356,8 +358,8 @@ class BlockTree:
             entry._status = _FAILED_CHILD
         self._index[entry.hash] = entry
         parent.children.append(entry)
-        self._tips.discard(parent)
-        self._tips.add(entry)
+        self._tips.pop(parent, None)
+        self._tips[entry] = None
         if not entry.failed and entry.chain_work > self._best_header.chain_work:
             self._best_header = entry
         return entry
@@ -492,8 +494,8 @@ class BlockTree:
 
     def chain_tips(self, active: ActiveChain) -> list[ChainTip]:
         """Every branch tip and the active tip, highest first, like bitcoind's getchaintips."""
-        tips = set(self._tips)
-        tips.add(active.tip)
+        tips = dict(self._tips)
+        tips[active.tip] = None
         rows = []
         for tip in tips:
             branch_len = tip.height - active.fork_point(tip).height

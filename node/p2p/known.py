@@ -111,10 +111,7 @@ class InventoryFilter:
         # 0 marks an empty slot, so the one hash prefix that maps to it shares 1's key.
         key = int.from_bytes(item_hash[:8], "little") or 1
         mixed = (key * self._salt) & MASK64
-        for table in self._tables:  # a loop, not any(): this runs for every announcement
-            if table.holds(key, mixed):
-                return True
-        return False
+        return any(table.holds(key, mixed) for table in self._tables)
 
     def add(self, item_hash: bytes) -> None:
         key = int.from_bytes(item_hash[:8], "little") or 1

@@ -127,7 +127,10 @@ class PeerManager:
         self._limits: dict[int, _Limits] = {}
         self._dialing: dict[str, None] = {}
         self._listener: Listener | None = None
-        self._tasks: set[asyncio.Future[Any]] = set()
+        self._tasks: dict[asyncio.Future[Any], None] = {}
+        """Tasks the manager owns, in the order they were started: stop cancels them in that
+        order (a set's order would depend on memory addresses, and a seeded simulation must
+        replay exactly)."""
         self._maintenance: asyncio.Future[None] | None = None
         self._stopping = False
         self._wake = asyncio.Event()
@@ -190,8 +193,11 @@ class PeerManager:
     def spawn(self, awaitable: Awaitable[Any]) -> None:
         """Run ``awaitable`` as a task owned by the manager (cancelled on stop)."""
         task = asyncio.ensure_future(awaitable)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[task] = None
+        task.add_done_callback(self._forget_task)
+
+    def _forget_task(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.pop(task, None)
 
     # ----------------------------------------------------------------------------- the node's API
 

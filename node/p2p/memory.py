@@ -189,7 +189,8 @@ class MemoryNetwork:
         self._latency: dict[tuple[str, str], float] = {}
         self._cut: set[tuple[str, str]] = set()
         self._ports = itertools.count(40000)
-        self._tasks: set[asyncio.Future[None]] = set()
+        self._tasks: dict[asyncio.Future[None], None] = {}
+        """Accepting tasks in flight, in order (a set's order would depend on addresses)."""
 
     def transport(self, host: str) -> MemoryTransport:
         return MemoryTransport(self, host)
@@ -270,6 +271,6 @@ class MemoryNetwork:
         owner._connections.append(theirs)
         # The acceptor runs as its own task, as a server's connection handler would.
         task = asyncio.ensure_future(accept(theirs))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks[task] = None
+        task.add_done_callback(lambda done: self._tasks.pop(done, None))
         return ours

@@ -88,8 +88,16 @@ async def with_timeout(clock: Clock, seconds: float, awaitable: Awaitable[T]) ->
     if work in done:
         return work.result()
     work.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
+    try:
         await work
+    except asyncio.CancelledError:
+        # The work's own cancellation is expected; ours (the caller cancelled while we waited
+        # for the work to wind down) must go on, or a cancelled caller would carry on.
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+    except Exception:  # its failure no longer matters: it ran out of time
+        pass
     raise TimeoutError(f"no answer within {seconds} s")
 
 

@@ -136,7 +136,8 @@ class WebSocketListener:
         self._runner: web.AppRunner | None = None
         self._server: asyncio.AbstractServer | None = None
         self._address = ""
-        self.connections: set[WebSocketConnection] = set()
+        self.connections: dict[WebSocketConnection, None] = {}
+        """Accepted and open, in the order they came (closed in that order)."""
         self.closing = False
 
     @property
@@ -174,7 +175,7 @@ class WebSocketTransport:
         self.heartbeat = heartbeat
         self._session: aiohttp.ClientSession | None = None
         self._listeners: list[WebSocketListener] = []
-        self._open: set[WebSocketConnection] = set()
+        self._open: dict[WebSocketConnection, None] = {}
 
     async def listen(self, address: str, accept: AcceptCallback) -> WebSocketListener:
         host, port = split_address(address)
@@ -189,13 +190,13 @@ class WebSocketTransport:
             peername = request.transport.get_extra_info("peername") if request.transport else None
             remote = _format_address(peername) if peername else "unknown:0"
             conn = WebSocketConnection(ws, remote, self.max_frame)
-            listener.connections.add(conn)
+            listener.connections[conn] = None
             try:
                 if not listener.closing:
                     await accept(conn)
                     await conn.wait_closed()
             finally:
-                listener.connections.discard(conn)
+                listener.connections.pop(conn, None)
                 # A server shutting down cancels this handler; the close must still happen,
                 # and quickly, or the socket outlives the listener.
                 with contextlib.suppress(Exception):
@@ -245,9 +246,12 @@ class WebSocketTransport:
             )
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise TransportError(f"cannot connect to {address}: {exc}") from exc
-        conn = WebSocketConnection(ws, address, self.max_frame, self._open.discard)
-        self._open.add(conn)
+        conn = WebSocketConnection(ws, address, self.max_frame, self._forget)
+        self._open[conn] = None
         return conn
+
+    def _forget(self, conn: WebSocketConnection) -> None:
+        self._open.pop(conn, None)
 
     async def close(self) -> None:
         for conn in list(self._open):
