@@ -10,12 +10,17 @@ network. Then:
 * ``mining``: ``--blocks`` blocks at one per ``--interval`` seconds, in ten steps, each step's
   wall time and resident memory printed, so growth with the chain length shows (time per block
   should stay flat; memory grows with the chains every node stores, and nothing else);
-* ``settle``: until every node has the same tip.
+* ``settle``: until every node has the same tip;
+* ``quiet after``: six more hours of network time without blocks, to show that memory grows
+  with the chain and with nothing else: timers, pings and polls must not add to it.
 
 Reported: wall time, virtual time and their ratio, microseconds per block per node, stale
 blocks, reorganisations, trace events and digest (the same arguments give the same digest),
-peak resident memory. One run per invocation; the machine is noisy, so compare ratios within a
-run, or medians of several.
+resident memory (after start-up, at each step, after the quiet hours, and the peak) and its
+growth per node per block in the first and the second half of the blocks (equal if only the
+chains grow; larger in the second half if something accumulates), and the time the garbage
+collector took. One run per invocation; the machine is noisy, so compare ratios within a run,
+or medians of several.
 
     python bench/simulation.py                         # 100 nodes, 1,000 blocks, 600 s apart
     python bench/simulation.py --interval 60           # the same blocks, a tenth of the time
@@ -26,6 +31,7 @@ run, or medians of several.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import platform
 import resource
@@ -43,6 +49,7 @@ from node.lab import LinkSpec, Simulation, Trace, derive_rng, simulate, topology
 MINERS = 10
 STEPS = 10
 QUIET_SECONDS = 3600.0
+QUIET_AFTER_SECONDS = 6 * 3600.0
 LINK = LinkSpec(latency=0.05, jitter=0.02)
 
 
@@ -55,6 +62,28 @@ def rss_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class CollectorTimer:
+    """Wall time the cyclic garbage collector spends, from ``gc.callbacks``."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.collections = 0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+            self.collections += 1
+
+
+def growth_kb(steps: list[dict[str, float]], first: int, last: int, nodes: int) -> float:
+    """Resident memory added per node per block between two steps, kilobytes."""
+    blocks = steps[last]["blocks"] - steps[first]["blocks"]
+    return (steps[last]["rss_mb"] - steps[first]["rss_mb"]) * 1024 / blocks / nodes
 
 
 def run(
@@ -74,7 +103,8 @@ def run(
             await sim.add_node(name, connect=dials[name])
         await sim.wait_connected()
         setup = time.perf_counter() - started
-        progress(f"start and connect        {setup:8.1f} s")
+        rss_setup = rss_mb()
+        progress(f"start and connect        {setup:8.1f} s, {rss_setup:.0f} MB")
 
         started = time.perf_counter()
         await sim.run_for(QUIET_SECONDS)
@@ -84,7 +114,7 @@ def run(
 
         for i in range(MINERS):
             await sim.add_miner(f"pool{i}", node=names[i * nodes // MINERS], share=1 / MINERS)
-        steps = []
+        steps: list[dict[str, float]] = [{"blocks": 0, "seconds": 0.0, "rss_mb": rss_mb()}]
         mined = 0
         started = time.perf_counter()
         virtual_start = sim.now
@@ -102,14 +132,28 @@ def run(
         settle_start = time.perf_counter()
         converged = await sim.settle()
         settle = time.perf_counter() - settle_start
+        rss_settled = rss_mb()
+        await sim.run_for(QUIET_AFTER_SECONDS)
+        rss_quiet = rss_mb()
+        progress(
+            f"{QUIET_AFTER_SECONDS / 3600:.0f} quiet hours after    {rss_settled:8.0f} -> "
+            f"{rss_quiet:.0f} MB"
+        )
         chain = sim.main_chain()
+        half = STEPS // 2
         return {
+            "rss_after_setup_mb": rss_setup,
+            "rss_before_mining_mb": steps[0]["rss_mb"],
+            "kb_per_node_per_block_first_half": growth_kb(steps, 0, half, nodes),
+            "kb_per_node_per_block_second_half": growth_kb(steps, half, STEPS, nodes),
+            "rss_settled_mb": rss_settled,
+            "rss_after_quiet_hours_mb": rss_quiet,
             "setup_seconds": setup,
             "quiet_hour_seconds": quiet,
             "mining_seconds": mining,
             "settle_seconds": settle,
             "virtual_seconds": sim.now - virtual_start,
-            "steps": steps,
+            "steps": steps[1:],
             "converged": converged,
             "height": sim.node(names[0]).height,
             "main_chain": len(chain),
@@ -119,8 +163,13 @@ def run(
         }
 
     trace = Trace(keep=False)
+    collector = CollectorTimer()
+    gc.callbacks.append(collector)
     started = time.perf_counter()
-    report = simulate(body, seed=seed, interval=interval, default_link=LINK, trace=trace)
+    try:
+        report = simulate(body, seed=seed, interval=interval, default_link=LINK, trace=trace)
+    finally:
+        gc.callbacks.remove(collector)
     total = time.perf_counter() - started
     per_block = report["mining_seconds"] / blocks
     return {
@@ -139,6 +188,8 @@ def run(
         "trace_events": len(trace),
         "trace_digest": trace.digest,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "gc_seconds": collector.seconds,
+        "gc_collections": collector.collections,
     }
 
 
@@ -180,7 +231,17 @@ def main() -> None:
         f"(deepest {r['deepest_reorg']})"
     )
     print(f"trace                    {r['trace_events']:,} events, {r['trace_digest']}")
-    print(f"peak RSS {r['peak_rss_mb']:.0f} MB; took {r['total_seconds']:.0f} s")
+    print(
+        f"memory                   {r['rss_before_mining_mb']:.0f} MB before mining, peak "
+        f"{r['peak_rss_mb']:.0f} MB; per node per block "
+        f"{r['kb_per_node_per_block_first_half']:.2f} KB (first half), "
+        f"{r['kb_per_node_per_block_second_half']:.2f} KB (second half); "
+        f"quiet hours after: {r['rss_settled_mb']:.0f} -> {r['rss_after_quiet_hours_mb']:.0f} MB"
+    )
+    print(
+        f"garbage collector        {r['gc_seconds']:8.1f} s in {r['gc_collections']:,} "
+        f"collections; took {r['total_seconds']:.0f} s"
+    )
 
 
 if __name__ == "__main__":

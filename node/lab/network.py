@@ -98,6 +98,7 @@ class SimNetwork(MemoryNetwork):
         self._busy_until: dict[tuple[str, str], float] = {}
         # Live connections by (dialling host, listening host), to reset them on a cut.
         self._live: dict[tuple[str, str], list[SimConnection]] = {}
+        self._accepting: dict[asyncio.Future[None], None] = {}
 
     # -- links
 
@@ -217,8 +218,9 @@ class SimNetwork(MemoryNetwork):
 
     def _accept(self, accept: AcceptCallback, conn: SimConnection) -> None:
         task = asyncio.ensure_future(accept(conn))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # Held until done (the loop keeps only a weak reference); a dict, for a fixed order.
+        self._accepting[task] = None
+        task.add_done_callback(lambda done: self._accepting.pop(done, None))
 
 
 class _Wire:

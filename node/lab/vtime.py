@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import heapq
 import itertools
 import selectors
@@ -237,13 +238,25 @@ class VirtualClock:
         await asyncio.sleep(seconds)
 
 
+GC_THRESHOLDS = (20_000, 20, 10)
+"""The cyclic garbage collector's thresholds while a virtual loop runs (Python's: 700, 10, 10).
+
+A simulation makes millions of short-lived objects (handles, futures, frames, messages) over
+a large long-lived heap (every node's chain); with Python's 700 the collector runs every few
+hundred callbacks and traces survivors again and again. Refcounting frees almost all of them
+anyway. Measured: 100 nodes spent about 9% of their time collecting; at 20,000 about 2%."""
+
+
 def run_virtual(loop: VirtualTimeLoop, main: Coroutine[Any, Any, T]) -> T:
     """Run ``main`` to completion on ``loop``, then cancel what is left and close the loop.
 
     Tasks still running when ``main`` returns (a node's peers, say) are cancelled and awaited,
-    as :func:`asyncio.run` does, so nothing is left pending and no warning is printed.
+    as :func:`asyncio.run` does, so nothing is left pending and no warning is printed. The
+    garbage collector runs at :data:`GC_THRESHOLDS` meanwhile, and as before afterwards.
     """
     asyncio.set_event_loop(loop)
+    thresholds = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)
     try:
         return loop.run_until_complete(main)
     finally:
@@ -251,6 +264,7 @@ def run_virtual(loop: VirtualTimeLoop, main: Coroutine[Any, Any, T]) -> T:
             _cancel_all(loop)
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
+            gc.set_threshold(*thresholds)
             asyncio.set_event_loop(None)
             loop.close()
 
