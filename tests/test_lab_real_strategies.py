@@ -1,8 +1,8 @@
 """Attack strategies on real nodes (``node/lab/real_strategies.py``).
 
-* what real nodes cannot run is refused with a reason per cause: selfish mining, a strategy
-  sharing its node with another miner, blocks mined by hand on a strategy's node, a merchant
-  watching from the attacker's own node; what they can run is not;
+* what real nodes cannot run is refused with a reason per cause: a strategy sharing its node
+  with another miner, blocks mined by hand on a strategy's node, a merchant watching from the
+  attacker's own node; what they can run is not;
 * on a devnet: a double-spending pool's node is cut off when the attack begins, and the
   scenario's own partition and heal while it mines in private do not reconnect it (the two
   compose); the merchant sees its confirmations, the pool reconnects its node with more work,
@@ -12,7 +12,11 @@
 * an orphaning censor's node, cut off and relayed, refuses the honest block that confirms the
   donation (sent through the censor's own node, so its relay passes it on), mines past it
   until the honest block goes stale, and never includes the donation; afterwards its links,
-  policy and invalid marks are undone.
+  policy and invalid marks are undone;
+* a selfish pool, its blocks found by hand so every step is certain, follows Eyal and Sirer's
+  state machine on real nodes: two blocks ahead, it keeps them until an honest block comes and
+  then publishes both, orphaning it; one ahead, it answers an honest block with its own (a
+  race) and wins the race by publishing the next block it finds.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ def scenario_text(strategy: str, options: str, *, node: str = "c", steps: str = 
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        (scenario_text("selfish", ""), "selfish mining runs in the simulator only"),
+        (scenario_text("selfish", "", node="a"), "shares node a with honest"),
         (scenario_text("censoring", CENSOR, node="a"), "shares node a with honest"),
         (
             scenario_text("double-spend", ATTACK.replace('"a"', '"b"'), node="a"),
@@ -81,7 +85,7 @@ def scenario_text(strategy: str, options: str, *, node: str = "c", steps: str = 
             "the merchant's node is the attacker's own",
         ),
     ],
-    ids=["selfish", "censor-shares", "attacker-shares", "mine-on-censor", "merchant"],
+    ids=["selfish-shares", "censor-shares", "attacker-shares", "mine-on-censor", "merchant"],
 )
 def test_what_real_nodes_cannot_run_is_refused_with_the_reason(text: str, reason: str) -> None:
     reasons = unsupported(parse_scenario(text))
@@ -90,7 +94,12 @@ def test_what_real_nodes_cannot_run_is_refused_with_the_reason(text: str, reason
 
 @pytest.mark.parametrize(
     ("strategy", "options"),
-    [("censoring", CENSOR), ("censoring", CENSOR + "\norphan = true"), ("double-spend", ATTACK)],
+    [
+        ("censoring", CENSOR),
+        ("censoring", CENSOR + "\norphan = true"),
+        ("double-spend", ATTACK),
+        ("selfish", ""),
+    ],
 )
 def test_a_pool_on_a_node_of_its_own_runs_on_real_nodes(strategy: str, options: str) -> None:
     text = scenario_text(strategy, options, steps='[[step]]\ndo = "mine"\nnode = "a"\n')
@@ -265,3 +274,78 @@ def test_an_orphaning_censor_refuses_the_block_that_confirms_the_donation(devnet
     own = runner.client("c")
     assert own is not None
     assert all(tip["status"] != "invalid" for tip in own.call("getchaintips"))
+
+
+SELFISH = """\
+[scenario]
+name = "selfish"
+topology = "mesh"
+nodes = ["a", "b", "pool"]
+
+[[miner]]
+name = "selfish"
+node = "pool"
+share = 0.4
+strategy = "selfish"
+
+[[miner]]
+name = "honest"
+node = "a"
+share = 0.6
+
+[[step]]
+do = "mine"
+miner = "selfish"
+blocks = 2
+
+[[step]]
+do = "assert"
+that = "height(a) == 101 and height(pool) == -1"
+message = "the pool keeps its two blocks; its node is private"
+
+[[step]]
+do = "mine"
+node = "a"
+
+[[step]]
+do = "wait"
+until = "height(a) == 103 and converged"
+
+[[step]]
+do = "assert"
+that = "stale_blocks == 1 and max_reorg_depth == 1"
+message = "two ahead, the pool published both when the honest block came: it went stale"
+
+[[step]]
+do = "mine"
+miner = "selfish"
+
+[[step]]
+do = "mine"
+node = "b"
+
+[[step]]
+do = "mine"
+miner = "selfish"
+
+[[step]]
+do = "wait"
+until = "height(a) == 105 and converged"
+
+[[step]]
+do = "assert"
+that = "stale_blocks == 2 and main_blocks(selfish) == 4"
+message = "the race the honest block started, the pool won with its next block"
+"""
+
+
+def test_a_selfish_pool_follows_the_state_machine_on_real_nodes(devnet: Devnet) -> None:
+    runner = RealRunner(parse_scenario(SELFISH), devnet, block_time=BLOCK_TIME)
+    runner.start(1)
+    result = runner.run(1)
+    failures = [f"step {s.index + 1}: {s.description}: {s.detail}" for s in result.failed_steps]
+    assert result.passed, "\n".join(failures)
+    pool = runner.strategies["selfish"]
+    assert isinstance(pool, real_strategies.SelfishPool)
+    assert len(pool.published) == 4 and pool.branch == []
+    assert runner.links.isolated == set() and devnet.state().partition is None

@@ -10,39 +10,31 @@ peers is an operator pulling the pool node's cable).
 :class:`PolicyCensor`    sets its node's mining policy (``setminingpolicy``): the node's
                          templates leave out transactions touching the listed addresses and
                          everything depending on them, as pools filter their templates
-:class:`OrphaningCensor` the same, and its node, cut off and relayed by the operator
-                         (:class:`_Relay`), marks every public block that includes such a
-                         transaction invalid (``invalidateblock``) so its miner keeps mining
-                         the branch without it; ``reconsiderblock`` after ``give_up_after``
-                         blocks behind
+:class:`OrphaningCensor` the same, on a node cut off and relayed (:mod:`node.lab.real_relay`)
+                         that marks every block including such a transaction invalid
+                         (``invalidateblock``), so its miner mines the branch without it;
+                         ``reconsiderblock`` after ``give_up_after`` blocks behind
 :class:`DoubleSpender`   at ``start_height`` cuts its node off, pays the merchant through the
                          public nodes and a conflicting payment to itself through its own
                          node, lets its miner extend the private branch, and reconnects its
                          node once the merchant's node shows the confirmations and the branch
                          has more work (or gives up, ``give_up_behind`` blocks behind)
+:class:`SelfishPool`     Eyal and Sirer's state machine on a node cut off and relayed: its
+                         blocks stay on its node until the machine publishes them
+                         (``submitblock`` to the node's neighbours and ``publish_via``)
 =======================  ==================================================================
 
 A strategy *reacts*: the runner calls :meth:`RealStrategy.react` every :data:`REACT` seconds
 while the network runs (during waits and ``mine`` steps) and after every step. A reaction is a
-few RPC calls, so an attacker notices the merchant's confirmations within tens of milliseconds
-of the block that brought them, much less than a block interval.
-
-**Why an orphaning pool's node is cut off and relayed.** A node that marks a block its peers
-follow invalid takes every peer that relays a block built on it for a misbehaving one, and
-bans it (a ``bad-prevblk`` blames the sender): marking blocks invalid on a node linked to the
-network would cut the pool off from the network it means to lead. So the operator does what the
-simulator's pool does with its private node: the pool's node has no links, and the relay hands
-it what its neighbours have (blocks with ``submitblock``, transactions with
-``sendrawtransaction``) and hands them the pool's blocks and its users' transactions. A block
-the pool's node refuses is then an RPC answer, not a peer's offence. The relay respects the
-scenario's partitions; it adds up to :data:`REACT` seconds to the pool's links.
+few RPC calls, so an attacker notices the merchant's confirmations, or a selfish pool an honest
+block, within tens of milliseconds, much less than a block interval. It is not the
+milliseconds a block takes to cross a loopback network, though: a selfish pool that answers an
+honest block with one of its own loses the race at nodes that already have the honest one,
+which makes Eyal and Sirer's gamma close to 0 on real nodes (selfish mining still pays above a
+third of the hash power).
 
 A partition of the scenario and an attacker's isolation compose (:class:`Links`): a node kept
 apart stays apart through the scenario's partitions and heals, until its strategy releases it.
-
-Not offered on real nodes (the runner refuses it with the reason): selfish mining, whose races
-are won or lost within the milliseconds a block takes to cross a loopback network; the
-operator's relay, looking every :data:`REACT` seconds, would lose every race it should win.
 
 What this module does not do: find blocks (the devnet's miners do) or judge the outcome (the
 runner's analysis and the conditions do).
@@ -52,12 +44,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from node.core.address import decode_address
 from node.core.block import Block
 from node.core.errors import WalletError
-from node.core.hashing import hash_from_hex, hash_hex
+from node.core.hashing import hash_hex
 from node.core.template import touches
 from node.core.tx import Transaction
 from node.devnet import Devnet
@@ -65,6 +57,7 @@ from node.devnet import wallets as devnet_wallets
 from node.devnet.status import rest_get
 from node.lab.analysis import BlockInfo
 from node.lab.conditions import Value
+from node.lab.real_relay import Relay, call_or
 from node.lab.scenario import (
     Censoring,
     DoubleSpend,
@@ -75,7 +68,7 @@ from node.lab.scenario import (
     Selfish,
 )
 from node.lab.strategies import AttackPhase
-from node.rpc.client import RpcCallError, RpcClient, RpcConnectionError
+from node.rpc.client import RpcClient
 from node.wallet.payment import build_payment
 
 if TYPE_CHECKING:
@@ -83,8 +76,6 @@ if TYPE_CHECKING:
 
 REACT = 0.05
 """Real seconds between two looks of a strategy at the network."""
-
-_RPC_ERRORS = (RpcCallError, RpcConnectionError)
 
 
 class Links:
@@ -163,6 +154,12 @@ class RealStrategy:
         """Whether ``tip``, a branch ``node`` left, was a private branch the pool abandoned."""
         return False
 
+    @property
+    def private(self) -> str | None:
+        """The pool's node while it is private (cut off): not one of the public nodes whose
+        tips conditions read, as the simulator's private nodes are not."""
+        return self.node if self.node in self.runner.links.isolated else None
+
 
 class PolicyCensor(RealStrategy):
     """A pool that will not confirm transactions touching ``addresses``: its node's mining
@@ -190,110 +187,11 @@ class PolicyCensor(RealStrategy):
             client.call("setminingpolicy", addresses)
 
 
-class _Relay:
-    """The operator's relay between a pool's node, cut off from its peers, and the nodes it
-    would be linked to: the pool's node is then the simulator's *private node*.
-
-    Blocks its neighbours connect are handed to it with ``submitblock`` (so it knows the public
-    chain and judges it by the rules every node uses), their mempools' transactions with
-    ``sendrawtransaction``, and the pool's own blocks go out to the neighbours with
-    ``submitblock``. Nothing passes over a P2P link, so a block the pool's node refuses costs it
-    no peer.
-    """
-
-    def __init__(self, runner: RealRunner, node: str, payout: bytes) -> None:
-        self.runner = runner
-        self.node = node
-        self.payout = payout
-        self.neighbours = sorted(
-            {a if b == node else b for a, b in runner.scenario.edges() if node in (a, b)}
-        )
-        self.known: set[bytes] = set()
-        """Blocks the pool's node was given, or found itself."""
-        self.turned_away: list[Block] = []
-        """Public blocks the pool's node refused (built on a block it marked invalid)."""
-        self._tips: dict[str, str] = {}
-        self._txids: set[str] = set()
-
-    def reachable(self) -> list[str]:
-        """The neighbours the scenario's partition leaves the pool's node linked to."""
-        return [n for n in self.neighbours if not self.runner.links.apart(self.node, n)]
-
-    def pull(self, own: RpcClient) -> list[tuple[Block, bool]]:
-        """Hand the neighbours' new blocks to the pool's node, oldest first; each with whether
-        it was accepted."""
-        handed = []
-        for name in self.reachable():
-            client = self.runner.client(name)
-            tip = None if client is None else _call(client, "getbestblockhash", default=None)
-            if client is None or tip is None or self._tips.get(name) == tip:
-                continue
-            self._tips[name] = tip
-            for block in self._missing(client, own, hash_from_hex(tip)):
-                answer = _call(own, "submitblock", block.serialize().hex(), default="")
-                self.known.add(block.hash)
-                accepted = answer in (None, "inconclusive", "duplicate")
-                if answer == "bad-prevblk":
-                    self.turned_away.append(block)
-                handed.append((block, accepted))
-        neighbours = [c for c in map(self.runner.client, self.reachable()) if c is not None]
-        for client in neighbours:
-            self._relay_transactions(client, [own])
-        self._relay_transactions(own, neighbours)  # its users' payments go out too
-        return handed
-
-    def _relay_transactions(self, source: RpcClient, targets: Sequence[RpcClient]) -> None:
-        for txid in _call(source, "getrawmempool", default=[]):
-            if txid not in self._txids:
-                self._txids.add(txid)
-                raw = _call(source, "getrawtransaction", txid, default=None)
-                for target in targets if raw is not None else ():
-                    # Refused (a conflict, a missing parent...) as a peer's relay would be.
-                    _call(target, "sendrawtransaction", raw, default=None)
-
-    def _missing(self, source: RpcClient, own: RpcClient, tip: bytes) -> list[Block]:
-        """Blocks of ``source``'s chain up to ``tip`` that the pool's node was not given."""
-        blocks: list[Block] = []
-        walk = tip
-        while walk not in self.known and walk != self.runner.params.genesis_hash:
-            if _call(own, "getblockheader", hash_hex(walk), default=None) is not None:
-                self.known.add(walk)  # it has it: so it has every block below
-                break
-            raw = _call(source, "getblock", hash_hex(walk), 0, default=None)
-            if raw is None:
-                break
-            block = Block.deserialize(bytes.fromhex(raw))
-            blocks.append(block)
-            walk = block.header.prev_hash
-        return blocks[::-1]
-
-    def push_own(self, own: RpcClient) -> list[Block]:
-        """Publish the blocks the pool found since the last look to the neighbours."""
-        found = []
-        tip = _call(own, "getbestblockhash", default=None)
-        walk = None if tip is None else hash_from_hex(tip)
-        while walk is not None and walk not in self.known:
-            raw = _call(own, "getblock", hash_hex(walk), 0, default=None)
-            if raw is None:
-                break
-            block = Block.deserialize(bytes.fromhex(raw))
-            self.known.add(walk)
-            if block.transactions[0].outputs[0].pubkey_hash == self.payout:
-                found.append(block)
-            walk = block.header.prev_hash
-        for block in reversed(found):
-            for name in self.reachable():
-                client = self.runner.client(name)
-                if client is not None:
-                    _call(client, "submitblock", block.serialize().hex(), default=None)
-        return found[::-1]
-
-
 class OrphaningCensor(PolicyCensor):
     """A censoring pool that also refuses to build on blocks including a censored transaction:
-    its node, cut off and relayed (:class:`_Relay`), marks each such block invalid
-    (``invalidateblock``), so its miner keeps mining the branch without it; ``give_up_after``
-    blocks behind the public chain, it reconsiders them."""
+    its node, cut off and relayed (:class:`~node.lab.real_relay.Relay`), marks each such block
+    invalid (``invalidateblock``), so its miner keeps mining the branch without it;
+    ``give_up_after`` blocks behind the public chain, it reconsiders them."""
 
     def __init__(self, runner: RealRunner, miner: MinerDecl, spec: Censoring) -> None:
         super().__init__(runner, miner, spec)
@@ -301,7 +199,7 @@ class OrphaningCensor(PolicyCensor):
         params = runner.params
         self.censored = frozenset(decode_address(a, params.address_version) for a in self.addresses)
         payout = devnet_wallets.wallet(params, runner.names.wallet(self.miner)).change_pubkey_hash
-        self.relay = _Relay(runner, self.node, payout)
+        self.relay = Relay(runner, self.node, payout)
         self.refused: list[bytes] = []
         self._holding: list[bytes] = []
 
@@ -309,9 +207,8 @@ class OrphaningCensor(PolicyCensor):
         super().begin()
         self.runner.links.isolate(self.node)
         own = self.runner.client(self.node)
-        tip = None if own is None else _call(own, "getbestblockhash", default=None)
-        if tip is not None:
-            self.relay.known.add(hash_from_hex(tip))
+        if own is not None:
+            self.relay.start(own)
 
     def react(self) -> None:
         own = self.runner.client(self.node)
@@ -322,10 +219,10 @@ class OrphaningCensor(PolicyCensor):
                 own.call("invalidateblock", block.hash_hex)
                 self.refused.append(block.hash)
                 self._holding.append(block.hash)
-        self.relay.push_own(own)
+        self.relay.publish(self.relay.new_own(own))
         if self._holding and self.give_up_after is not None:
             public = [t.height for n, t in self.runner.tips().items() if n != self.node]
-            height = _call(own, "getblockcount", default=None)
+            height = call_or(own, "getblockcount", default=None)
             if public and height is not None and max(public) - height >= self.give_up_after:
                 self._give_up(own)
 
@@ -335,14 +232,14 @@ class OrphaningCensor(PolicyCensor):
         self._holding = []
         # Blocks built on the refused ones were turned away: hand them over again.
         for block in self.relay.turned_away:
-            _call(own, "submitblock", block.serialize().hex(), default=None)
+            call_or(own, "submitblock", block.serialize().hex(), default=None)
         self.relay.turned_away = []
 
     def end(self) -> None:
         own = self.runner.client(self.node)
         if own is not None:
             for block_hash in self._holding:
-                _call(own, "reconsiderblock", hash_hex(block_hash), default=None)
+                call_or(own, "reconsiderblock", hash_hex(block_hash), default=None)
         if self.node in self.runner.links.isolated:
             self.runner.links.release(self.node)
         super().end()
@@ -372,7 +269,7 @@ class DoubleSpender(RealStrategy):
     def react(self) -> None:
         if self.phase is AttackPhase.WAITING:
             own = self.runner.client(self.node)
-            height = -1 if own is None else _call(own, "getblockcount", default=-1)
+            height = -1 if own is None else call_or(own, "getblockcount", default=-1)
             if own is not None and height >= self.spec.start_height:
                 self._begin(own)
         elif self.phase is AttackPhase.MINING:
@@ -439,7 +336,7 @@ class DoubleSpender(RealStrategy):
         assert self.payment is not None
         merchant = runner.client(spec.merchant_node)
         if merchant is not None and not self.delivered:
-            coin = _call(merchant, "gettxout", self.payment.txid_hex, 0, False, default=None)
+            coin = call_or(merchant, "gettxout", self.payment.txid_hex, 0, False, default=None)
             self.delivered = coin is not None and int(coin["confirmations"]) >= spec.confirmations
         tips = runner.tips()
         private = tips.get(self.node)
@@ -471,12 +368,89 @@ class DoubleSpender(RealStrategy):
         merchant = self.runner.client(self.spec.merchant_node)
         if self.payment is None or self.refund is None or merchant is None:
             return False
-        paid = _call(merchant, "gettxout", self.payment.txid_hex, 0, False, default=None)
-        refunded = _call(merchant, "gettxout", self.refund.txid_hex, 0, False, default=None)
+        paid = call_or(merchant, "gettxout", self.payment.txid_hex, 0, False, default=None)
+        refunded = call_or(merchant, "gettxout", self.refund.txid_hex, 0, False, default=None)
         return paid is None and refunded is not None
 
     def facts(self) -> dict[str, Value]:
         return {"attack_succeeded": self.succeeded()}
+
+
+class SelfishPool(RealStrategy):
+    """Eyal and Sirer's selfish mining (the simulator's :class:`~node.lab.strategies.Selfish`
+    has the state machine), by a pool whose node is cut off and relayed: its blocks stay on its
+    node until the machine publishes them, to the node's neighbours and ``publish_via``."""
+
+    kind = "selfish"
+
+    def __init__(self, runner: RealRunner, miner: MinerDecl, spec: Selfish) -> None:
+        super().__init__(runner, miner)
+        self.publish_via = spec.publish_via
+        wallet = devnet_wallets.wallet(runner.params, runner.names.wallet(self.miner))
+        self.relay = Relay(runner, self.node, wallet.change_pubkey_hash)
+        self.branch: list[Block] = []
+        """The pool's blocks since the chains last agreed, oldest first."""
+        self.published: set[bytes] = set()
+        self.public_height = 0
+        self.private_height = 0
+
+    def begin(self) -> None:
+        self.runner.links.isolate(self.node)
+        own = self.runner.client(self.node)
+        if own is not None:
+            self.relay.start(own)
+            self.private_height = self.public_height = int(own.call("getblockcount"))
+
+    def react(self) -> None:
+        own = self.runner.client(self.node)
+        if own is None:
+            return
+        for block in self.relay.new_own(own):
+            self._found(block)
+        for block, _accepted in self.relay.pull(own):
+            if _height(block) > self.public_height:  # others found a block
+                before, self.public_height = self.public_height, _height(block)
+                self._others_found(before)
+        self.private_height = call_or(own, "getblockcount", default=self.private_height)
+
+    def _found(self, block: Block) -> None:
+        lead_before = _height(block) - 1 - self.public_height
+        self.private_height = _height(block)
+        self.branch.append(block)
+        if lead_before == 0 and len(self.branch) == 2:
+            self._publish(upto=None)
+            self.branch = []
+
+    def _others_found(self, public_before: int) -> None:
+        lead_before = self.private_height - public_before
+        if lead_before <= 0:
+            self.branch = []  # they win: the pool's node has moved to their chain
+        elif lead_before <= 2:
+            self._publish(upto=None)
+            if lead_before == 2:
+                self.branch = []
+        else:
+            self._publish(upto=self.public_height)
+
+    def _publish(self, *, upto: int | None) -> None:
+        """Publish the unpublished blocks of the branch, up to height ``upto`` (None: all)."""
+        blocks = [
+            b
+            for b in self.branch
+            if b.hash not in self.published and (upto is None or _height(b) <= upto)
+        ]
+        self.published.update(b.hash for b in blocks)
+        self.relay.publish(blocks, also=self.publish_via)
+        if blocks:
+            self.public_height = max(self.public_height, _height(blocks[-1]))
+
+    def end(self) -> None:
+        if self.node in self.runner.links.isolated:
+            self.runner.links.release(self.node)
+
+
+def _height(block: Block) -> int:
+    return block.transactions[0].coinbase_height or 0
 
 
 def unsupported(scenario: Scenario) -> list[str]:
@@ -484,12 +458,6 @@ def unsupported(scenario: Scenario) -> list[str]:
     reasons = []
     for miner in scenario.miners:
         spec, where = miner.strategy, f"miner {miner.name}"
-        if isinstance(spec, Selfish):
-            reasons.append(
-                f"{where} is selfish: its races are decided within milliseconds, quicker than "
-                "a pool operator can react on real nodes, so selfish mining runs in the "
-                "simulator only"
-            )
         if isinstance(spec, Honest):
             continue
         others = [m.name for m in scenario.miners if m.node == miner.node and m is not miner]
@@ -520,6 +488,8 @@ def build(runner: RealRunner, miners: Sequence[MinerDecl]) -> dict[str, RealStra
             built[miner.name] = censor(runner, miner, spec)
         elif isinstance(spec, DoubleSpend):
             built[miner.name] = DoubleSpender(runner, miner, spec)
+        elif isinstance(spec, Selfish):
+            built[miner.name] = SelfishPool(runner, miner, spec)
     return built
 
 
@@ -533,14 +503,6 @@ def facts(
         if strategy is not None:
             found.update({(miner, f): v for f, v in strategy.facts().items()})
     return found
-
-
-def _call(client: RpcClient, method: str, *params: Any, default: Any) -> Any:
-    """``method``'s answer, or ``default`` if the node cannot answer now (it may be down)."""
-    try:
-        return client.call(method, *params)
-    except _RPC_ERRORS:
-        return default
 
 
 def pause(seconds: float, strategies: Sequence[RealStrategy]) -> None:

@@ -473,6 +473,11 @@ class RealRunner:
                 )
         return tips
 
+    def public_tips(self) -> dict[str, TipView]:
+        """The tips of the running nodes but pools' private ones (the simulator's public nodes)."""
+        private = {s.private for s in self.strategies.values()}
+        return {name: tip for name, tip in self.tips().items() if name not in private}
+
     def observe(self) -> dict[bytes, BlockInfo]:
         """Fetch every block a running node knows and this runner does not yet; the blocks."""
         for name, client in self._clients().items():
@@ -520,9 +525,8 @@ class RealRunner:
     def analysis(self) -> Analysis:
         self.observe()
         miners = [(m.name, m.strategy.kind, m.share) for m in self.scenario.miners]
-        return analyse(
-            self.blocks.values(), self.tips(), reorgs=self.reorgs(), miners=miners, sends=self.sends
-        )
+        tips, reorgs = self.public_tips(), self.reorgs()
+        return analyse(self.blocks.values(), tips, reorgs=reorgs, miners=miners, sends=self.sends)
 
     def evaluate(self, condition: Condition) -> Evaluation:
         return condition.evaluate(self.facts(condition.needs()))
@@ -531,7 +535,7 @@ class RealRunner:
         analysis = self.analysis() if needs.tree else None
         if analysis is None:
             self.observe()  # the reorganisations are read from the fork tips it finds
-        tips = dict(analysis.tips) if analysis is not None else self.tips()
+        tips = dict(analysis.tips) if analysis is not None else self.public_tips()
         total = sum(m.share for m in self.scenario.miners)
         return Facts(
             time=self.now,
