@@ -1,10 +1,11 @@
-"""The peer manager: connections, handshake, addresses, liveness and DoS protection.
+"""The peer manager: connections, liveness, timers and DoS protection.
 
 It owns every :class:`~node.p2p.peer.Peer`, runs one reader task per peer and one maintenance
-task, and hands each decoded message to the component that deals with it:
-:class:`~node.p2p.sync.BlockSync` (headers, blocks, compact blocks) or
-:class:`~node.p2p.relay.TxRelay` (transactions). Addresses, pings, bans and rate limits are
-handled here.
+task, and hands each decoded message to the part that deals with it:
+:class:`~node.p2p.handshake.Handshake` (version, verack, duplicate links),
+:class:`~node.p2p.gossip.AddressGossip` (addresses), :class:`~node.p2p.sync.BlockSync`
+(headers, blocks, compact blocks) or :class:`~node.p2p.relay.TxRelay` (transactions). Pings,
+bans and rate limits are handled here.
 
 misbehaviour
     Points a peer earns by breaking the protocol (:class:`~node.p2p.config.Score`, table in
@@ -35,17 +36,15 @@ from node.core.errors import DecodeError, RuleError
 from node.core.hashing import sha256
 from node.core.params import NetworkParams
 from node.core.tx import Transaction
-from node.events import EventBus, PeerConnected, PeerDisconnected
+from node.events import EventBus, PeerDisconnected
 from node.p2p.addrbook import AddressBook
 from node.p2p.backend import ChainBackend
 from node.p2p.config import P2PConfig, Score
+from node.p2p.gossip import AddressGossip
+from node.p2p.handshake import Handshake, HandshakeError
 from node.p2p.links import LinkPolicy
 from node.p2p.messages import (
-    MAX_ADDR,
-    MIN_PROTOCOL_VERSION,
-    PROTOCOL_VERSION,
     Addr,
-    AddrEntry,
     BlockMsg,
     BlockTxn,
     CmpctBlock,
@@ -87,10 +86,6 @@ class _Limits:
     addr: TokenBucket
 
 
-class HandshakeError(Exception):
-    pass
-
-
 Handler = Callable[[Peer, Any], Awaitable[None]]
 
 
@@ -120,6 +115,8 @@ class PeerManager:
         self.peers: dict[int, Peer] = {}
         self.listen_address = ""
         self.network_active = True
+        self.handshake = Handshake(self)
+        self.gossip = AddressGossip(self)
         self.sync = BlockSync(self)
         self.relay = TxRelay(self)
 
@@ -137,8 +134,8 @@ class PeerManager:
         self._handlers: dict[type[Message], Handler] = {
             Ping: self._on_ping,
             Pong: self._on_pong,
-            GetAddr: self._on_getaddr,
-            Addr: self._on_addr,
+            GetAddr: self.gossip.on_getaddr,
+            Addr: self.gossip.on_addr,
             Inv: self._on_inv,
             GetData: self._on_getdata,
             NotFound: self._on_notfound,
@@ -353,7 +350,9 @@ class PeerManager:
         peer.start_writer()
         try:
             try:
-                await with_timeout(self.clock, self.config.handshake_timeout, self._handshake(peer))
+                await with_timeout(
+                    self.clock, self.config.handshake_timeout, self.handshake.run(peer)
+                )
             except (HandshakeError, TimeoutError, DecodeError, ConnectionClosed) as exc:
                 reason = str(exc) or type(exc).__name__
                 log.debug("handshake with %s failed: %s", peer, reason)
@@ -361,12 +360,12 @@ class PeerManager:
                     self.addrbook.mark_failed(peer.dialed, self.clock.monotonic())
                 peer.close(f"handshake failed: {reason}", flush=True)
                 return
-            duplicate = self._duplicate_of(peer)
+            duplicate = self.handshake.duplicate_of(peer)
             if duplicate is not None:
                 duplicate.close("duplicate connection")
                 if duplicate is peer:
                     return
-            self._on_handshake_done(peer)
+            self.handshake.done(peer)
             await self._read_loop(peer)
         except Exception:
             # A bug handling one peer's message must cost that peer, never the node.
@@ -375,97 +374,6 @@ class PeerManager:
         finally:
             peer.close(peer.close_reason or "connection closed")
             await self._forget_peer(peer)
-
-    async def _handshake(self, peer: Peer) -> None:
-        if not peer.inbound:
-            peer.send(self._our_version())
-        while not (peer.version is not None and peer.verack_received):
-            message = await peer.recv()
-            if isinstance(message, Version):
-                if peer.version is not None:
-                    raise HandshakeError("duplicate version")
-                self._check_version(peer, message)
-                peer.version = message
-                if peer.inbound:
-                    peer.send(self._our_version())
-                peer.send(Verack())
-            elif isinstance(message, Verack):
-                if peer.version is None:
-                    raise HandshakeError("verack before version")
-                peer.verack_received = True
-            elif isinstance(message, Reject):
-                raise HandshakeError(f"refused by the peer: {message.reason} {message.detail}")
-            else:
-                raise HandshakeError(f"{message.msgtype} before the handshake completed")
-
-    def _duplicate_of(self, peer: Peer) -> Peer | None:
-        """When two nodes dial each other at once, the connection to drop (else None).
-
-        Both ends apply the same rule, so they drop the same one: keep the connection dialled
-        by the node with the lower nonce.
-        """
-        assert peer.version is not None
-        for other in self.active_peers():
-            if other.version is not None and other.version.nonce == peer.version.nonce:
-
-                def dialer(p: Peer) -> int:
-                    assert p.version is not None
-                    return self.nonce if not p.inbound else p.version.nonce
-
-                if dialer(peer) == dialer(other):
-                    return peer  # two connections in one direction: keep the first
-                return peer if dialer(peer) > dialer(other) else other
-        return None
-
-    def _check_version(self, peer: Peer, version: Version) -> None:
-        if version.genesis_hash != self.params.genesis_hash:
-            detail = f"this node is on {self.params.name}"
-            peer.send(Reject(Version.msgtype, "wrong-network", b"", detail))
-            raise HandshakeError(f"peer is on another network: {detail}")
-        if version.protocol_version < MIN_PROTOCOL_VERSION:
-            peer.send(Reject(Version.msgtype, "obsolete", b"", f"need {MIN_PROTOCOL_VERSION}"))
-            raise HandshakeError(f"obsolete protocol version {version.protocol_version}")
-        if version.nonce == self.nonce:
-            if peer.inbound:
-                # Answer in kind, so our dialling side sees its own nonce and remembers the
-                # address it dialled as ours.
-                peer.send(self._our_version())
-            if peer.dialed is not None:
-                self.addrbook.own_addresses[peer.dialed] = None
-                self.addrbook.remove(peer.dialed)
-            raise HandshakeError("connected to ourselves")
-        if self.links.is_blocked([version.listen_address]):
-            raise HandshakeError("link blocked by policy")
-
-    def _our_version(self) -> Version:
-        return Version(
-            PROTOCOL_VERSION,
-            self.params.genesis_hash,
-            self.backend.tip.height,
-            self.listen_address,
-            self.config.user_agent,
-            self.nonce,
-            int(self.clock.time()),
-        )
-
-    def _on_handshake_done(self, peer: Peer) -> None:
-        assert peer.version is not None
-        peer.handshake_done = True
-        now = self.clock.monotonic()
-        unix_now = int(self.clock.time())
-        peer.best_known_height = peer.version.best_height
-        if peer.dialed is not None:
-            self.addrbook.mark_good(peer.dialed, now, unix_now)
-        elif peer.version.listen_address:
-            self.addrbook.add(peer.version.listen_address, unix_now)
-        if not peer.inbound:
-            peer.send(GetAddr())
-        self.sync.peer_ready(peer)
-        peer.ping_sent_at = now - self.config.ping_interval  # ping at the next tick
-        self.wake()
-        self.bus.publish(
-            PeerConnected(peer.id, peer.address, peer.inbound, peer.version.user_agent)
-        )
 
     async def _forget_peer(self, peer: Peer) -> None:
         await peer.wait_closed()
@@ -538,37 +446,6 @@ class PeerManager:
             "peer %s rejected our %s: %s %s", peer, message.message, message.reason, message.detail
         )
 
-    # ----------------------------------------------------------------------------- addresses
-
-    async def _on_getaddr(self, peer: Peer, message: GetAddr) -> None:
-        if peer.answered_getaddr:
-            return
-        peer.answered_getaddr = True
-        entries = [
-            AddrEntry(info.address, info.last_seen)
-            for info in self.addrbook.sample(MAX_ADDR)
-            if info.address not in peer.names
-        ]
-        if self.listen_address:
-            entries = [AddrEntry(self.listen_address, int(self.clock.time())), *entries]
-        peer.send(Addr(tuple(entries[:MAX_ADDR])))
-
-    async def _on_addr(self, peer: Peer, message: Addr) -> None:
-        if not self._limits[peer.id].addr.take(self.clock.monotonic(), len(message.entries)):
-            self.misbehaving(peer, Score.FLOOD, "addr flood")
-            return
-        unix_now = int(self.clock.time())
-        fresh = []
-        for entry in message.entries:
-            seen = min(entry.last_seen, unix_now)
-            if self.addrbook.add(entry.address, seen) and unix_now - seen < 600:
-                fresh.append(AddrEntry(entry.address, seen))
-        # Small announcements of new addresses travel on, to two random peers.
-        if fresh and len(message.entries) <= 10:
-            others = [p for p in self.active_peers() if p is not peer]
-            for other in self.rng.sample(others, min(2, len(others))):
-                other.send(Addr(tuple(fresh)))
-
     # ----------------------------------------------------------------------------- inventory
 
     async def _on_inv(self, peer: Peer, message: Inv) -> None:
@@ -603,6 +480,11 @@ class PeerManager:
             else:
                 self.sync.not_found(peer, item.hash)
         await self.sync.schedule_all()
+
+    def allow_addresses(self, peer: Peer, count: int) -> bool:
+        """Whether ``peer`` may send ``count`` more addresses (rate limited)."""
+        limits = self._limits.get(peer.id)
+        return limits is not None and limits.addr.take(self.clock.monotonic(), count)
 
     def allow_unrequested(self, peer: Peer) -> bool:
         """Whether ``peer`` may push one more object nobody asked for (rate limited)."""
