@@ -46,7 +46,8 @@ def test_list_names_every_built_in_and_whether_it_runs_on_real_nodes(
     assert [s["name"] for s in listed] == list(names())
     by_name = {s["name"]: s for s in listed}
     assert by_name["fork-and-converge"]["real"] is True
-    assert by_name["double-spend"]["real"] is False
+    assert by_name["double-spend"]["real"] is True
+    assert by_name["monetary-policy"]["real"] is False
     assert all(s["title"] and s["explanation"] for s in listed)
 
 

@@ -86,6 +86,7 @@ GOOD: list[tuple[str, Params, Check]] = [
         lambda f: [],
         lambda r, f: r["chain"] == "regtest" and r["blocks"] >= 101,
     ),
+    ("getminingpolicy", lambda f: [], lambda r, f: r == {"exclude_addresses": []}),
     ("getblockcount", lambda f: [], lambda r, f: isinstance(r, int) and r >= 101),
     ("getbestblockhash", lambda f: [], is_hash),
     ("getblockhash", lambda f: [0], lambda r, f: r == f.genesis),
@@ -162,6 +163,7 @@ GOOD: list[tuple[str, Params, Check]] = [
 
 # Methods whose good path changes the node; each has its own test below.
 CHANGING = {
+    "setminingpolicy",  # tests/test_rpc_mining_policy.py
     "generatetoaddress",
     "sendtoaddress",
     "invalidateblock",

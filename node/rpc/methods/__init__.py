@@ -10,7 +10,7 @@ rawtransactions  getrawtransaction, decoderawtransaction, sendrawtransaction
 network          getnetworkinfo, getpeerinfo, getconnectioncount, addnode, disconnectnode,
                  setnetworkactive
 mining           getmininginfo, getnetworkhashps, getblocktemplate, submitblock, getwork,
-                 generatetoaddress
+                 generatetoaddress, getminingpolicy, setminingpolicy
 wallet           getnewaddress, getbalance, getbalances, listunspent, sendtoaddress
 control          help, uptime, stop; validateaddress (category util)
 links            getlinkpolicy, setlinkpolicy (forklab's own: partitions and latency)
