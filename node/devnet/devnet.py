@@ -27,22 +27,22 @@ to catch up, ``mine`` and ``send`` go through a node's RPC. ``kill`` and ``resta
 the dashboard, by its name ``dashboard``.
 
 The lock (:func:`node.devnet.state.locked`) makes commands that change the devnet run one at a
-time; ``status`` and ``logs`` only read.
+time; ``status`` and ``logs`` only read. Waiting for the nodes to agree on a tip (after ``up``,
+``heal`` and ``restart``) is :mod:`node.devnet.convergence`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import shutil
-import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from node.core.params import NetworkParams, params_for
 from node.core.tx import COIN
-from node.devnet import launch, procs, wallets
+from node.devnet import convergence, launch, procs, wallets
 from node.devnet.plan import UpOptions, new_state, resumed_state
 from node.devnet.progress import Progress
 from node.devnet.state import (
@@ -59,26 +59,13 @@ from node.devnet.state import (
 )
 from node.devnet.status import DevnetStatus, collect, rest_get
 from node.devnet.topology import Topology, blocked_peers, neighbours, parse_partition
-from node.rpc.client import RpcCallError, RpcClient, RpcConnectionError
+from node.rpc.client import RpcCallError, RpcClient
 from node.rpc.errors import RpcCode
 
 START_TIMEOUT = 30.0
-SYNC_TIMEOUT = 120.0
 STOP_TIMEOUT = 15.0
-POLL = 0.1
 MAX_TRIES = 1 << 40
 """Hashes ``generatetoaddress`` may spend per block: more than any devnet difficulty needs."""
-
-
-@dataclass(frozen=True)
-class _View:
-    """One node's answer during a wait."""
-
-    height: int
-    tip: str
-    downloading: bool
-    peers: frozenset[str]
-    """Connected peers, by devnet name where known."""
 
 
 class Devnet:
@@ -327,92 +314,18 @@ class Devnet:
 
     # -------------------------------------------------------------------------------- sync
 
-    def _survey(self, state: DevnetState) -> dict[str, _View]:
-        """What every running node that answers says about its tip and its peers."""
-        by_address = {n.p2p_address: n.name for n in state.nodes}
-        views = {}
-        for entry in self.running_nodes(state):
-            try:
-                info, peers = self.client(state, entry.name, timeout=10).batch(
-                    [("getblockchaininfo", []), ("getpeerinfo", [])]
-                )
-            except (RpcConnectionError, DevnetError):
-                continue
-            if isinstance(info, RpcCallError) or isinstance(peers, RpcCallError):
-                continue
-            views[entry.name] = _View(
-                int(info["blocks"]),
-                str(info["bestblockhash"]),
-                bool(info["initialblockdownload"]),
-                frozenset(by_address.get(p["listen_addr"], p["addr"]) for p in peers),
-            )
-        return views
-
-    def _groups(self, state: DevnetState) -> list[tuple[str, ...]]:
-        return list(state.partition) if state.partition else [state.names]
-
     def synced(self, state: DevnetState) -> tuple[bool, str]:
         """Whether the running nodes of each partition group share one tip and every allowed
         link between running nodes is up; and a summary for people."""
-        views = self._survey(state)
-        edges = Topology.parse(state.topology).edges(len(state.nodes), state.seed)
-        ok = True
-        missing_links = 0
-        for group in self._groups(state):
-            members = {name: views[name] for name in group if name in views}
-            if len({v.tip for v in members.values()}) > 1 or any(
-                v.downloading for v in members.values()
-            ):
-                ok = False
-            for name, view in members.items():
-                expected = {state.names[i] for i in neighbours(edges, state.index(name))}
-                missing_links += len((expected & members.keys()) - view.peers)
-        heights = [v.height for v in views.values()]
-        if not heights:
-            return False, "no node answers"
-        if min(heights) == max(heights):
-            summary = f"height {max(heights)}"
-        else:
-            summary = f"heights {min(heights)} to {max(heights)}"
-        if missing_links:
-            summary += f", {missing_links // 2 or 1} links still connecting"
-        return ok and not missing_links, summary
+        return convergence.synced(self, state)
 
-    def _wait_synced(self, state: DevnetState, label: str, timeout: float = SYNC_TIMEOUT) -> str:
-        deadline = time.monotonic() + timeout
-        with self.progress.step(label) as step:
-            while True:
-                ok, summary = self.synced(state)
-                if ok:
-                    groups = len(self._groups(state))
-                    where = "one tip" if groups == 1 else f"one tip per group ({groups} groups)"
-                    step.done(f"{len(self.running_nodes(state))} nodes on {where} at {summary}")
-                    return summary
-                step.update(detail=summary)
-                if time.monotonic() >= deadline:
-                    raise DevnetError(
-                        f"the nodes did not agree on a tip within {timeout:g} s ({summary}); "
-                        f"see forklab devnet status --dir {self.root}"
-                    )
-                time.sleep(POLL)
+    def _wait_synced(
+        self, state: DevnetState, label: str, timeout: float = convergence.SYNC_TIMEOUT
+    ) -> str:
+        return convergence.wait_synced(self, state, label, timeout)
 
-    def _wait_caught_up(self, state: DevnetState, name: str, timeout: float = SYNC_TIMEOUT) -> int:
-        """Wait until ``name`` reaches the best height its partition group had when asked."""
-        group = next(g for g in self._groups(state) if name in g)
-        views = self._survey(state)
-        target = max((views[n].height for n in group if n in views and n != name), default=0)
-        deadline = time.monotonic() + timeout
-        with self.progress.step(f"{name} catching up", target or None) as step:
-            while True:
-                view = self._survey(state).get(name)
-                height = 0 if view is None else view.height
-                step.update(min(height, target), f"height {height}")
-                if height >= target:
-                    step.done(f"{name} caught up at height {height}")
-                    return height
-                if time.monotonic() >= deadline:
-                    raise DevnetError(f"{name} stayed at height {height} below {target}")
-                time.sleep(POLL)
+    def _wait_caught_up(self, state: DevnetState, name: str) -> int:
+        return convergence.wait_caught_up(self, state, name)
 
     # -------------------------------------------------------------------------------- down
 
