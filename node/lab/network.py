@@ -1,8 +1,9 @@
 """The simulated wires: per-link latency, jitter, bandwidth, loss and partitions.
 
 :class:`SimNetwork` extends the in-memory transport's :class:`~node.p2p.memory.MemoryNetwork`
-(which already moves whole frames in order, on the injected clock) with a link model close to
-TCP over a real route. Each direction of each pair of hosts has a :class:`LinkSpec`:
+(its listeners, addresses and cut links; whole frames, in order) with a link model close to
+TCP over a real route, and connections of its own (see Delivery). Each direction of each pair
+of hosts has a :class:`LinkSpec`:
 
 ==========  ============================================================================
 latency     one-way propagation delay, seconds
