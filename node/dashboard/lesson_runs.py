@@ -83,6 +83,8 @@ MAX_LINES = 400
 """Narration lines a run keeps (the earliest are dropped, and counted)."""
 RATE_BUDGET = 90.0
 """Wall seconds the simulated runs for an attack's success rate may take at most."""
+STREAM_WAIT = 5.0
+"""Seconds a real lesson waits, once its devnet is up, for the dashboard to hear every node."""
 SHUTDOWN_WAIT = 10.0
 """Seconds a stopping dashboard waits for a lesson's thread before it stops waiting."""
 
@@ -397,16 +399,18 @@ class LessonManager:
                 stop=run.stop_flag,
             )
 
-            def play() -> ScenarioResult:
-                runner.start(run.params.seed)
-                if run.stop_flag.is_set():
-                    raise LessonStopped
-                tell("setup", "The devnet is up; the lesson begins.", None)
-                loop.call_soon_threadsafe(run.set_status, RunStatus.RUNNING)
-                story.begin()
-                return runner.run(run.params.seed)
-
-            return await asyncio.to_thread(play)
+            await asyncio.to_thread(runner.start, run.params.seed)
+            # The class should see every step: wait (a little) until the dashboard hears every
+            # node's events; the first steps of a lesson take well under a second.
+            deadline = loop.time() + STREAM_WAIT
+            while not monitor.streaming() and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            if run.stop_flag.is_set():
+                raise LessonStopped
+            run.say("setup", "The devnet is up; the lesson begins.")
+            run.set_status(RunStatus.RUNNING)
+            story.begin()
+            return await asyncio.to_thread(runner.run, run.params.seed)
         finally:
             if narrator is not None:
                 narrator.cancel()

@@ -454,6 +454,11 @@ class NetworkMonitor:
 
     # -- the picture
 
+    def streaming(self) -> bool:
+        """Whether every node watched is up and its events are being received."""
+        watches = self._watches.values()
+        return bool(watches) and all(w.status.up and w.streaming for w in watches)
+
     def endpoints(self) -> dict[str, NodeEndpoint]:
         return {name: w.endpoint for name, w in self._watches.items()}
 
