@@ -32,7 +32,8 @@ import pytest
 import pytest_asyncio
 
 from node.dashboard import DashboardServer
-from node.dashboard.lessons import Lesson, LessonParams
+from node.dashboard.lesson_runs import Backend
+from node.dashboard.lessons import Lesson, LessonParams, catalogue, parse_params
 from node.dashboard.sources import DevnetSource
 from node.devnet import Devnet, UpOptions
 from node.devnet.state import DevnetPaths, load
@@ -140,6 +141,13 @@ async def test_every_built_in_scenario_is_a_lesson_real_exactly_when_the_runner_
         assert ("runs" in params) == any(m.strategy.kind == "double-spend" for m in strategists)
         assert ("block_time" in params) == (not reasons)
         assert "simulate" in params, "every lesson can be simulated"
+        assert params["simulate"]["default"] is entry["simulate_by_default"]
+        if not reasons:
+            # The defaults keep a live run short enough for a class.
+            block_time = params["block_time"]["default"]
+            assert 0.5 <= block_time <= 2
+            assert entry["live_seconds"] <= 180 or block_time == 0.5, name
+            assert entry["simulate_by_default"] == (entry["live_seconds"] > 240), name
         assert params["seed"]["default"] == scenario.seed
 
 
@@ -319,3 +327,22 @@ def _alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat")
     return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
+
+
+async def test_a_long_lesson_is_simulated_by_default_and_live_one_untick_away() -> None:
+    lessons = catalogue()
+    selfish = lessons["selfish-mining"]
+    assert not unsupported(selfish.scenario), "selfish mining can run on real nodes"
+    # 600 blocks are five minutes of mining even at the shortest block time.
+    assert selfish.default_block_time == 0.5 and selfish.live_seconds == pytest.approx(300)
+    by_default = parse_params(selfish, {})
+    backend, reasons = selfish.backend(selfish.scenario_for(by_default), by_default)
+    assert backend is Backend.SIMULATED and "about 5 minutes" in reasons[0]
+    live = parse_params(selfish, {"simulate": False})
+    assert live.block_time == 0.5
+    assert selfish.backend(selfish.scenario_for(live), live) == (Backend.REAL, [])
+    # A short lesson keeps the devnet's block time and runs live.
+    fork = lessons["fork-and-converge"]
+    quick = parse_params(fork, {})
+    assert quick.block_time == 2.0 and not quick.simulate
+    assert fork.backend(fork.scenario, quick) == (Backend.REAL, [])

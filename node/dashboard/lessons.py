@@ -37,8 +37,16 @@ name            meaning
                 runs to say how often the attack succeeds (1 to :data:`MAX_RUNS`)
 ``simulate``    true: run in the simulator even if real nodes could run it (accepted by
                 every lesson, so a script need not know which can)
-``block_time``  real nodes only: seconds between blocks (0.5 to 10; default 2)
+``block_time``  real nodes only: seconds between blocks (0.5 to 10; default 2, or less for
+                a lesson whose blocks would take longer than :data:`LIVE_BUDGET` live)
 ==============  =========================================================================
+
+**Live length.** A class waits for a real run, so each lesson's defaults aim at about
+:data:`LIVE_BUDGET` seconds of mining: the block time is shortened for long lessons (down to
+0.5 s), and a lesson that would still take longer than :data:`LONG_LIVE_RUN` (600 selfish-mining
+blocks: about five minutes) is simulated by default, with a live run one untick away. The
+estimate counts the hash power the steps ask for (``wait`` seconds and ``mine`` steps found by
+hash power); waits for a condition and start-up come on top.
 
 What this module does not do: run anything, or decide whether a scenario can run on real
 nodes (:func:`node.lab.runner_real.unsupported` does, at each start).
@@ -57,7 +65,7 @@ from node.dashboard.guard import BodyError, json_object, json_response
 from node.dashboard.lesson_runs import LESSONS, Backend, LessonError
 from node.lab import scenarios
 from node.lab.runner_real import BLOCK_TIME, unsupported
-from node.lab.scenario import Honest, MinerDecl, Scenario
+from node.lab.scenario import Honest, Mine, MinerDecl, Scenario, Wait
 
 MIN_SHARE = 0.01
 MAX_SHARE = 0.99
@@ -66,6 +74,11 @@ DEFAULT_RUNS = 10
 MIN_BLOCK_TIME = 0.5
 MAX_BLOCK_TIME = 10.0
 MAX_SEED = 2**32 - 1
+LIVE_BUDGET = 180.0
+"""Seconds of live mining a lesson's default block time aims at."""
+LONG_LIVE_RUN = 240.0
+"""Live mining seconds (at the shortest block time) beyond which a lesson is simulated by
+default."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +139,38 @@ class Lesson:
         return chosen[0]
 
     @property
+    def span(self) -> float:
+        """Scenario seconds the steps spend with hash power working, at least."""
+        found_per_second = self.total_share / self.scenario.interval
+        seconds = 0.0
+        for step in self.scenario.steps:
+            if isinstance(step, Wait) and step.seconds is not None:
+                seconds += step.seconds
+            elif isinstance(step, Mine) and step.node is None and step.miner is None:
+                seconds += step.blocks / found_per_second
+        return seconds
+
+    @property
+    def default_block_time(self) -> float:
+        """The longest block time (at most the devnet's 2 s) whose live run fits the budget."""
+        at_default = self.span * BLOCK_TIME / self.scenario.interval
+        if at_default <= LIVE_BUDGET:
+            return BLOCK_TIME
+        fitted = round(BLOCK_TIME * LIVE_BUDGET / at_default, 1)
+        return max(MIN_BLOCK_TIME, fitted)
+
+    @property
+    def live_seconds(self) -> float:
+        """Estimated seconds of live mining at the default block time."""
+        return self.span * self.default_block_time / self.scenario.interval
+
+    @property
+    def simulate_by_default(self) -> bool:
+        """Whether even the shortest block time makes the live run too long for a class (the
+        page offers it one untick away); False where real nodes cannot run it anyway."""
+        return not unsupported(self.scenario) and self.live_seconds > LONG_LIVE_RUN
+
+    @property
     def measures_rate(self) -> bool:
         """Whether the lesson also says how often its attack succeeds (over seeds)."""
         miner = self.protagonist
@@ -156,12 +201,14 @@ class Lesson:
                     "block_time",
                     "seconds between blocks (real nodes)",
                     "seconds",
-                    BLOCK_TIME,
+                    self.default_block_time,
                     MIN_BLOCK_TIME,
                     MAX_BLOCK_TIME,
                 )
             )
-        params.append(Parameter("simulate", "run in the simulator instead", "bool", False))
+        params.append(
+            Parameter("simulate", "run in the simulator instead", "bool", self.simulate_by_default)
+        )
         return tuple(params)
 
     @property
@@ -191,6 +238,12 @@ class Lesson:
         if reasons:
             return Backend.SIMULATED, reasons
         if params.simulate:
+            if self.simulate_by_default:
+                minutes = self.live_seconds / 60
+                return Backend.SIMULATED, [
+                    f"the simulator was chosen: live, this lesson mines for about "
+                    f"{minutes:.0f} minutes even at {self.default_block_time:g} s a block"
+                ]
             return Backend.SIMULATED, ["the simulator was chosen"]
         return Backend.REAL, []
 
@@ -204,6 +257,8 @@ class Lesson:
             "reasons": reasons,
             "parameters": [p.as_json() for p in self.parameters()],
             "measures_rate": self.measures_rate,
+            "live_seconds": round(self.live_seconds),
+            "simulate_by_default": self.simulate_by_default,
             "nodes": list(self.scenario.node_names),
             "miners": [
                 {"name": m.name, "share": m.share, "strategy": m.strategy.kind}
@@ -230,10 +285,10 @@ def parse_params(lesson: Lesson, body: dict[str, Any]) -> LessonParams:
     if "share" in body:
         share = _number(body, "share", MIN_SHARE, MAX_SHARE)
     runs = _integer(body, "runs", DEFAULT_RUNS, 1, MAX_RUNS) if lesson.measures_rate else 0
-    simulate = body.get("simulate", False)
+    simulate = body.get("simulate", lesson.simulate_by_default)
     if not isinstance(simulate, bool):
         raise LessonError("simulate must be true or false")
-    block_time = BLOCK_TIME
+    block_time = lesson.default_block_time
     if "block_time" in body:
         block_time = _number(body, "block_time", MIN_BLOCK_TIME, MAX_BLOCK_TIME)
     return LessonParams(seed, share, runs, simulate, block_time)

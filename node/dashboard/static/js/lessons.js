@@ -80,8 +80,17 @@ class LessonsPanel {
   }
 
   lessonView(lesson) {
+    const minutes = Math.max(1, Math.round(lesson.live_seconds / 60));
     const where =
-      lesson.backend === "real"
+      lesson.backend === "real" && lesson.simulate_by_default
+        ? html(
+            "p",
+            { class: "where simulated" },
+            html("strong", { text: "Simulated by default" }),
+            ` (in a few seconds): on real nodes its blocks take about ${minutes} minutes. ` +
+              "Untick “run in the simulator instead” to watch it live on a devnet of its own.",
+          )
+        : lesson.backend === "real"
         ? html("p", { class: "where real" }, "Runs on real nodes: a devnet of its own, shown live in the panels above while it runs.")
         : html(
             "p",
@@ -123,7 +132,7 @@ class LessonsPanel {
       const input = form.elements[parameter.name];
       if (!input) continue;
       if (parameter.kind === "bool") {
-        if (input.checked) body[parameter.name] = true;
+        if (input.checked !== Boolean(parameter.default)) body[parameter.name] = input.checked;
       } else if (input.value !== "" && Number(input.value) !== parameter.default) {
         body[parameter.name] = parameter.kind === "int" ? Math.round(Number(input.value)) : Number(input.value);
       }
