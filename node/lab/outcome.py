@@ -3,7 +3,9 @@
 A :class:`ScenarioResult` holds the outcome of every step (an assert that failed, a wait that
 timed out, a step that could not be done), the invariants checked after the steps, the
 :class:`~node.lab.analysis.Analysis` of the chain at the end, and how long it all took. A run
-*passed* when no step failed, no invariant was violated and nothing crashed.
+*passed* when no step failed, no invariant was violated and nothing crashed. A run that was
+stopped lists every step of its scenario: those done, then the one it stopped in and the ones
+it never began, as ``stopped`` (it did not pass).
 
 What this module does not do: run (the runners do) or render (:mod:`node.lab.report`).
 """
@@ -23,6 +25,8 @@ class Status(enum.Enum):
     """An assert that did not hold, a wait that timed out, a step that could not be done."""
     SKIPPED = "skipped"
     """A step that could not be done, in a scenario whose ``step_errors`` is ``skip``."""
+    STOPPED = "stopped"
+    """The run was stopped (its ``stop`` event set) during the step or before it began."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,8 @@ class StepOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.status is not Status.FAILED
+        """Whether the step went as the scenario says (a skipped step did, by its rule)."""
+        return self.status in (Status.OK, Status.SKIPPED)
 
 
 @dataclass(frozen=True)
@@ -79,5 +84,22 @@ class ScenarioResult:
         return tuple(i for i in self.invariants if not i.ok)
 
     @property
+    def stopped(self) -> bool:
+        """Whether the run was stopped before its steps were over (they say ``stopped``)."""
+        return any(s.status is Status.STOPPED for s in self.steps)
+
+    @property
     def passed(self) -> bool:
         return self.crash is None and not self.failed_steps and not self.violations
+
+
+STOPPED_DURING = "the run was stopped during this step"
+STOPPED_BEFORE = "the run was stopped before this step began"
+
+
+def stopped_steps(scenario: Scenario, first: int, at: float) -> list[StepOutcome]:
+    """The steps from ``first`` on, which a run stopped at ``at`` never began."""
+    return [
+        StepOutcome(index, step.kind, step.describe(), at, Status.STOPPED, STOPPED_BEFORE)
+        for index, step in enumerate(scenario.steps[first:], first)
+    ]

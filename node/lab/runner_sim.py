@@ -20,6 +20,14 @@ died) ends the run: it is the result's ``crash``.
 Conditions are polled in virtual time, every second or every 1/2000 of the wait's timeout if
 that is longer, so a long wait stays cheap.
 
+**Stopping.** ``stop`` (a :class:`threading.Event`, set from another thread or a signal
+handler) ends a run at once, not at the end of a step: a thread of the runner's waits for the
+event and hands the simulation's loop an interrupt (``call_soon_threadsafe``; the virtual loop
+never blocks in real time, so it runs within one iteration), which cancels the set-up or the
+step under way. The step says ``stopped``, so do the steps not begun; invariants are not
+checked, the tree is analysed as it is, and the nodes are closed as usual. Nothing is added to
+the simulation before the event is set, so a run's trace is the same with or without ``stop``.
+
 What this module does not do: decide what a step means on real nodes
 (:mod:`node.lab.runner_real`) or render the result (:mod:`node.lab.report`).
 """
@@ -28,7 +36,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 import time
+import types
 from collections import Counter
 from collections.abc import Callable
 
@@ -46,7 +56,14 @@ from node.lab.invariants import check_invariants, resolve
 from node.lab.mining import Miner
 from node.lab.network import LinkSpec
 from node.lab.nodes import SIM_P2P
-from node.lab.outcome import InvariantOutcome, ScenarioResult, Status, StepOutcome
+from node.lab.outcome import (
+    STOPPED_DURING,
+    InvariantOutcome,
+    ScenarioResult,
+    Status,
+    StepOutcome,
+    stopped_steps,
+)
 from node.lab.scenario import (
     Assert,
     Censoring,
@@ -73,6 +90,9 @@ from node.p2p import P2PConfig
 from node.wallet.payment import build_payment
 
 StepCallback = Callable[[StepOutcome], None]
+"""Called as each step ends, with its outcome."""
+StepStartCallback = Callable[[int, Step], None]
+"""Called as each step begins, with its index (0-based) and the step."""
 
 STEP_FAILURES = (SimulationError, WalletError, RuleError, AddressError)
 """What a step that cannot be done raises (as opposed to a bug, which is a crash)."""
@@ -80,6 +100,8 @@ STEP_FAILURES = (SimulationError, WalletError, RuleError, AddressError)
 SETTLE_TIMEOUT = 3600.0
 CONNECT_TIMEOUT = 600.0
 POLLS_PER_WAIT = 2000
+STOP_POLL = 0.05
+"""Real seconds between two looks at the ``stop`` event by the thread that watches it."""
 
 
 class Crash(Exception):  # noqa: N818 (it is the event, not an error class of ours)
@@ -92,15 +114,18 @@ def run_scenario(
     seed: int | None = None,
     trace: Trace | None = None,
     on_step: StepCallback | None = None,
+    on_step_start: StepStartCallback | None = None,
+    stop: threading.Event | None = None,
 ) -> ScenarioResult:
-    """Run ``scenario`` in the simulator (with ``seed``, else the scenario's own)."""
+    """Run ``scenario`` in the simulator (with ``seed``, else the scenario's own); ``stop``
+    set from another thread ends it early (its steps say ``stopped``)."""
     resolve(scenario.invariants)  # an unknown invariant is an error before anything runs
     run_seed = scenario.seed if seed is None else seed
     trace = trace if trace is not None else Trace(keep=False)
     started = time.perf_counter()
 
     async def body(sim: Simulation) -> ScenarioResult:
-        runner = SimRunner(sim, scenario, on_step)
+        runner = SimRunner(sim, scenario, on_step, on_step_start=on_step_start, stop=stop)
         crash = None
         invariants: tuple[InvariantOutcome, ...] = ()
         limit = scenario.time_limit
@@ -108,11 +133,12 @@ def run_scenario(
         analysis: Analysis | None = None
         duration = 0.0
         try:
-            async with deadline:
+            async with deadline, _StopWatch(stop, runner.interrupt):
                 try:
                     await runner.setup()
                     await runner.run_steps()
-                    invariants = await check_invariants(runner, scenario.invariants)
+                    if not runner.stopped:
+                        invariants = await check_invariants(runner, scenario.invariants)
                 except Crash as exc:
                     crash = str(exc)
                 analysis, duration = runner.analysis(), sim.now
@@ -196,15 +222,85 @@ def build_strategy(decl: MinerDecl) -> strategies.Strategy:
     return strategies.Honest()
 
 
+class _StopWatch:
+    """While the simulation runs, a thread that hands ``interrupt`` to its loop once ``stop``
+    is set (the loop cannot wait for a thread's event itself; it never blocks)."""
+
+    def __init__(self, stop: threading.Event | None, interrupt: Callable[[], None]) -> None:
+        self._stop = stop
+        self._interrupt = interrupt
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    async def __aenter__(self) -> None:
+        if self._stop is not None:
+            loop = asyncio.get_running_loop()
+            self._thread = threading.Thread(
+                target=self._watch, args=(self._stop, loop), name="forklab-sim-stop", daemon=True
+            )
+            self._thread.start()
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _watch(self, stop: threading.Event, loop: asyncio.AbstractEventLoop) -> None:
+        # Waits on the run's end, looking at ``stop`` between: the end wakes it at once.
+        while not self._done.wait(STOP_POLL):
+            if stop.is_set():
+                loop.call_soon_threadsafe(self._interrupt)
+                return
+
+
+class _Interruptible:
+    """The set-up or a step, cancelled by :meth:`SimRunner.interrupt` (and nothing else:
+    another cancellation goes on). ``happened`` says whether it was."""
+
+    def __init__(self, runner: SimRunner) -> None:
+        self.runner = runner
+        self.happened = False
+
+    def __enter__(self) -> _Interruptible:
+        self.runner._task = asyncio.current_task()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> bool:
+        task, self.runner._task = self.runner._task, None
+        self.happened = self.runner.stopped
+        if not self.happened or task is None:
+            return False
+        if task.cancelling():
+            task.uncancel()  # the interrupt's cancellation, delivered (or swallowed on the way)
+        return exc_type is asyncio.CancelledError
+
+
 class SimRunner:
     """One scenario in one simulation: sets it up, runs its steps, and observes."""
 
     def __init__(
-        self, sim: Simulation, scenario: Scenario, on_step: StepCallback | None = None
+        self,
+        sim: Simulation,
+        scenario: Scenario,
+        on_step: StepCallback | None = None,
+        *,
+        on_step_start: StepStartCallback | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.sim = sim
         self.scenario = scenario
         self.on_step = on_step
+        self.on_step_start = on_step_start
+        self.stop = stop
+        self.stopped = False
+        """Whether :meth:`interrupt` ended the run (set on the loop)."""
+        self._task: asyncio.Task[object] | None = None
+        """The task in an interruptible part (the set-up, a step), while it is in one."""
         self.outcomes: list[StepOutcome] = []
         self.sends: list[SentTx] = []
         self.txs: dict[str, Transaction] = {}
@@ -227,7 +323,22 @@ class SimRunner:
 
     # ------------------------------------------------------------------------------ setup
 
+    def interrupt(self) -> None:
+        """End the run (on the simulation's loop): cancel the set-up or the step under way."""
+        self.stopped = True
+        if self._task is not None:
+            self._task.cancel("the run was stopped")
+
+    def _stop_asked(self) -> bool:
+        if self.stop is not None and self.stop.is_set():
+            self.stopped = True
+        return self.stopped
+
     async def setup(self) -> None:
+        with _Interruptible(self):
+            await self._setup()
+
+    async def _setup(self) -> None:
         sim, scenario = self.sim, self.scenario
         for link in scenario.links:
             latency = scenario.latency if link.latency is None else link.latency
@@ -264,20 +375,33 @@ class SimRunner:
 
     async def run_steps(self) -> None:
         for index, step in enumerate(self.scenario.steps):
+            if self._stop_asked():
+                self.outcomes += stopped_steps(self.scenario, index, self.sim.now)
+                return
             started = self.sim.now
             self.sim.note(f"step {index + 1}: {step.describe()}")
-            try:
-                status, detail = await self._do(index, step)
-            except STEP_FAILURES as exc:
+            if self.on_step_start is not None:
+                self.on_step_start(index, step)
+            with _Interruptible(self) as interrupted:
+                try:
+                    status, detail = await self._do(index, step)
+                except STEP_FAILURES as exc:
+                    self._raise_crash()
+                    skip = self.scenario.step_errors == "skip"
+                    status, detail = (Status.SKIPPED if skip else Status.FAILED), str(exc)
+                    self.sim.note(f"step {index + 1} {status.value}", reason=type(exc).__name__)
+            if interrupted.happened:
+                self.sim.note(f"step {index + 1} stopped")
+                status, detail = Status.STOPPED, STOPPED_DURING
+            else:
                 self._raise_crash()
-                skip = self.scenario.step_errors == "skip"
-                status, detail = (Status.SKIPPED if skip else Status.FAILED), str(exc)
-                self.sim.note(f"step {index + 1} {status.value}", reason=type(exc).__name__)
-            self._raise_crash()
             outcome = StepOutcome(index, step.kind, step.describe(), started, status, detail)
             self.outcomes.append(outcome)
             if self.on_step is not None:
                 self.on_step(outcome)
+            if interrupted.happened:
+                self.outcomes += stopped_steps(self.scenario, index + 1, self.sim.now)
+                return
 
     def _raise_crash(self) -> None:
         try:
