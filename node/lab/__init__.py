@@ -14,9 +14,24 @@ Modules, from the ground up:
 - :mod:`~node.lab.strategies`: honest, selfish, censoring and double-spending miners;
 - :mod:`~node.lab.nodes`, :mod:`~node.lab.records`: simulated nodes; block records and the
   errors nodes log;
+- :mod:`~node.lab.wallets`: one deterministic wallet per name, and the payments they make;
 - :mod:`~node.lab.sim`: the :class:`Simulation` that ties them together, and :func:`simulate`;
 - :mod:`~node.lab.topology`: named topologies (line, ring, star, mesh, random:K);
 - :mod:`~node.lab.experiments`: selfish mining and stale blocks against their formulas.
+
+Scenarios, on top of the simulator and of real node processes:
+
+- :mod:`~node.lab.declarations`, :mod:`~node.lab.steps`, :mod:`~node.lab.scenario`,
+  :mod:`~node.lab.scenario_toml`: a scenario as frozen dataclasses and as a TOML file;
+  :mod:`~node.lab.conditions`: what ``wait until`` and ``assert`` test;
+- :mod:`~node.lab.runner_sim`: a scenario in the simulator; :mod:`~node.lab.runner_real`,
+  :mod:`~node.lab.real_strategies`, :mod:`~node.lab.real_relay`: the same file on a devnet of
+  real processes, attacks played by the runner as a pool's operator;
+- :mod:`~node.lab.analysis`, :mod:`~node.lab.outcome`, :mod:`~node.lab.report`,
+  :mod:`~node.lab.plot`: what a run measured, as text, JSON and SVG;
+- :mod:`~node.lab.fuzz`, :mod:`~node.lab.invariants`, :mod:`~node.lab.shrink`: the fork fuzzer,
+  what it checks after each case, and delta debugging of a failure to a minimal file;
+- :mod:`~node.lab.scenarios`: the built-in scenarios (the dashboard's lessons).
 
 What the lab does not do: change how a node behaves. Everything a node does in the lab it
 does on a real network; only the clock, the randomness, the wires and the threads are injected.
