@@ -4,7 +4,8 @@
   in a temporary directory: the partition forks the chain, the heal reorganises the west side
   onto the east's branch, the payment goes back to the mempools and is confirmed again; every
   assert of the lesson holds, as in the simulator, and the report reads the tree from the
-  nodes (two stale blocks, two reorganisations of depth two);
+  nodes (two stale blocks, two reorganisations of depth two); each step is reported as it
+  begins and as it ends, in order;
 * censorship-policy: the censoring pool's node leaves the donation out of its templates, the
   honest minority confirms it, later than the ordinary payment (a few seconds at half a second
   a block);
@@ -30,16 +31,18 @@ from node.lab.scenarios import builtin
 
 
 def test_fork_and_converge_passes_on_real_nodes(tmp_path: Path) -> None:
-    narrated: list[str] = []
+    narrated: list[tuple[str, int]] = []
     result = run_real(
         builtin("fork-and-converge"),
         workdir=tmp_path,
-        on_step=lambda outcome: narrated.append(outcome.description),
+        on_step_start=lambda index, _step: narrated.append(("start", index)),
+        on_step=lambda outcome: narrated.append(("end", outcome.index)),
     )
     failures = [f"step {s.index + 1}: {s.description}: {s.detail}" for s in result.failed_steps]
     assert result.passed, "\n".join(failures)
     assert result.backend == "real" and result.trace_digest is None
-    assert narrated == [s.describe() for s in builtin("fork-and-converge").steps]
+    steps = range(len(builtin("fork-and-converge").steps))
+    assert narrated == [call for i in steps for call in (("start", i), ("end", i))]
 
     data = report.as_json(result)
     assert data["reorgs"]["max_depth"] == 2

@@ -24,7 +24,9 @@ for the run and taken down after (``--block-time`` sets its pace; steps are narr
 as they finish). The report goes to stdout as text, or with ``--json`` as one object
 (:mod:`node.lab.report`); ``--report-dir`` also writes ``report.txt``, ``report.json``,
 ``tree.svg`` and, from the simulator, the trace (``trace.jsonl``). Exit status 1 if an assert,
-a wait or an invariant failed.
+a wait or an invariant failed. Ctrl-C stops a run cleanly: the step under way ends, the report
+says which steps were ``stopped`` (a real run's devnet is taken down as usual), and the exit
+status is 130; a second Ctrl-C interrupts at once.
 
 **Fuzz** runs seeds S to S+N-1 (:mod:`node.lab.fuzz`) and prints a summary; each failure with
 its seed and a minimal scenario file that reproduces it (``--save`` writes them as
@@ -35,10 +37,15 @@ its seed and a minimal scenario file that reproduces it (``--save`` writes them 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import TypeAlias
 
 from node.lab import plot, report
@@ -287,16 +294,42 @@ def _run_scenario(args: argparse.Namespace) -> int:
         raise ScenarioError("--block-time paces real nodes: it goes with --real")
     scenario = find(args.scenario)
     trace = Trace(keep=args.report_dir is not None)
-    if args.real:
-        print(f"running {scenario.name} on a devnet of real nodes", file=sys.stderr, flush=True)
-        block_time = BLOCK_TIME if args.block_time is None else args.block_time
-        result = run_real(scenario, seed=args.seed, block_time=block_time, on_step=_narrate)
-    else:
-        result = run_scenario(scenario, seed=args.seed, trace=trace)
+    stop = threading.Event()
+    with _stop_on_interrupt(stop):
+        if args.real:
+            print(f"running {scenario.name} on a devnet of real nodes", file=sys.stderr, flush=True)
+            block_time = BLOCK_TIME if args.block_time is None else args.block_time
+            result = run_real(
+                scenario, seed=args.seed, block_time=block_time, on_step=_narrate, stop=stop
+            )
+        else:
+            result = run_scenario(scenario, seed=args.seed, trace=trace, stop=stop)
     if args.report_dir is not None:
         _write_report(result, args.report_dir, None if args.real else trace)
     print(json.dumps(report.as_json(result)) if args.json else report.as_text(result))
+    if result.stopped:
+        return 130  # as a shell reports a command ended by SIGINT
     return 0 if result.passed else 1
+
+
+@contextlib.contextmanager
+def _stop_on_interrupt(stop: threading.Event) -> Iterator[None]:
+    """SIGINT sets ``stop`` (the run ends cleanly and reports); a second one interrupts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread; a caller elsewhere has its own
+        return
+
+    def on_interrupt(_signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        print("stopping the run (Ctrl-C again to interrupt it)", file=sys.stderr, flush=True)
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _narrate(outcome: StepOutcome) -> None:

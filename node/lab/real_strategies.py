@@ -42,6 +42,7 @@ runner's analysis and the conditions do).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
@@ -505,8 +506,15 @@ def facts(
     return found
 
 
-def pause(seconds: float, strategies: Sequence[RealStrategy]) -> None:
-    """Let ``seconds`` pass, the strategies reacting every :data:`REACT` seconds meanwhile."""
+class Stopped(Exception):  # noqa: N818 (it is the event, not an error)
+    """The run's ``stop`` event was set during a :func:`pause`."""
+
+
+def pause(
+    seconds: float, strategies: Sequence[RealStrategy], stop: threading.Event | None = None
+) -> None:
+    """Let ``seconds`` pass, the strategies reacting every :data:`REACT` seconds meanwhile;
+    :class:`Stopped` within one of those once ``stop`` is set (a pause of 0 only reacts)."""
     deadline = time.monotonic() + seconds
     while True:
         for strategy in strategies:
@@ -514,4 +522,8 @@ def pause(seconds: float, strategies: Sequence[RealStrategy]) -> None:
         left = deadline - time.monotonic()
         if left <= 0:
             return
+        # Not stop.wait(): the event may be set by a signal handler on this very thread, and
+        # set() would then wait for the lock wait() holds.
+        if stop is not None and stop.is_set():
+            raise Stopped
         time.sleep(min(REACT, left))

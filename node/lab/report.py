@@ -157,7 +157,7 @@ def as_json(result: ScenarioResult) -> dict[str, Any]:
 
 def as_text(result: ScenarioResult) -> str:
     scenario = result.scenario
-    verdict = "passed" if result.passed else "FAILED"
+    verdict = "passed" if result.passed else "stopped" if result.stopped else "FAILED"
     lines = [f"scenario {scenario.name} ({result.backend}, seed {result.seed}): {verdict}"]
     if scenario.title:
         lines.append(f"  {scenario.title}")
@@ -181,7 +181,7 @@ def as_text(result: ScenarioResult) -> str:
 
 def _steps(result: ScenarioResult) -> Iterator[str]:
     for s in result.steps:
-        mark = {Status.OK: "ok", Status.FAILED: "FAILED", Status.SKIPPED: "skipped"}[s.status]
+        mark = "FAILED" if s.status is Status.FAILED else s.status.value
         line = f"  {s.index + 1:>3}  {duration(s.started_at):>9}  {mark:<7}  {s.description}"
         if s.detail:
             line += f"  [{s.detail}]"

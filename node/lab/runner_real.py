@@ -22,11 +22,8 @@ the node's ``generatetoaddress``.
 the runner is its pool's operator, reacting every few tens of milliseconds while the network
 runs (:mod:`node.lab.real_strategies`, which also composes partitions with isolation).
 
-**What real nodes cannot do** (:func:`unsupported` lists it for a scenario): selfish mining and
-strategies sharing a node (:mod:`node.lab.real_strategies` says why), changed chain constants,
-links' jitter, bandwidth and loss (the devnet sets latency only), skewed clocks, nodes that
-lose their chain on a restart, hash power that changes mid-run, conflicting ``send`` steps,
-and invariants (they read the simulator's nodes from inside).
+**What real nodes cannot do** is listed for a scenario by :func:`unsupported`
+(:mod:`node.lab.real_limits`); such a scenario is refused before any process starts.
 
 **Observing.** Blocks are fetched from every running node (``getchaintips``, then each block not
 seen before) whenever a condition needs the tree and at the end, so a block known only to a node
@@ -35,6 +32,12 @@ miner is read from the address its coinbase pays. The nodes do not report their
 reorganisations over RPC; a branch a node once followed and left shows as a ``valid-fork`` tip,
 so each such tip is counted as one reorganisation of its branch's length. Funding blocks are
 found before the scenario starts.
+
+**Stopping.** ``stop`` (a :class:`threading.Event`) is looked at between steps and every
+:data:`~node.lab.real_strategies.REACT` seconds of every wait and ``mine`` by the miners; once it
+is set the step under way ends (its miners stopped), it and the steps not begun say
+``stopped``, the strategies undo what they changed and the tree is read as usual; a step that
+is one blocking call (a node's restart, ``generatetoaddress``) finishes first.
 
 What this module does not do: simulate anything, or keep a devnet running after the run (the
 dashboard runs lessons on its own devnet with :class:`RealRunner`).
@@ -45,6 +48,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -56,12 +60,13 @@ from node.core.hashing import hash_from_hex, hash_hex
 from node.core.params import NetworkParams, params_for
 from node.devnet import Devnet, DevnetError, Progress, UpOptions
 from node.devnet import wallets as devnet_wallets
-from node.devnet.state import NETWORKS, DevnetState
+from node.devnet.state import DevnetState
 from node.lab import real_strategies
 from node.lab.analysis import FUNDING, ON_DEMAND, Analysis, BlockInfo, SentTx, TipView, analyse
 from node.lab.conditions import Condition, Evaluation, Facts, Needs
-from node.lab.outcome import ScenarioResult, Status, StepOutcome
-from node.lab.real_strategies import Links, RealStrategy
+from node.lab.outcome import STOPPED_DURING, ScenarioResult, Status, StepOutcome, stopped_steps
+from node.lab.real_limits import unsupported as unsupported  # noqa: PLC0414 (re-exported)
+from node.lab.real_strategies import Links, RealStrategy, Stopped
 from node.lab.scenario import (
     NAME,
     Assert,
@@ -93,40 +98,7 @@ CLIENTS_FOR = 0.5
 """Real seconds the runner trusts its list of running nodes."""
 
 StepCallback = Callable[[StepOutcome], None]
-
-
-def unsupported(scenario: Scenario) -> list[str]:
-    """Why ``scenario`` cannot run on real nodes; empty if it can."""
-    reasons = []
-    if scenario.network not in NETWORKS:
-        reasons.append(f"network {scenario.network}: a devnet runs {' or '.join(NETWORKS)}")
-    if scenario.params:
-        reasons.append("[params] changes the chain's constants, which real nodes of a preset keep")
-    reasons += real_strategies.unsupported(scenario)
-    for node in scenario.nodes:
-        if node.clock_offset:
-            reasons.append(f"node {node.name} has a skewed clock (simulator only)")
-        if not node.persistent:
-            reasons.append(f"node {node.name} loses its chain on a restart (simulator only)")
-    for link in scenario.links:
-        if link.jitter or link.bandwidth is not None or link.loss:
-            reasons.append(
-                f"link {link.a} - {link.b}: jitter, bandwidth and loss are simulated only"
-            )
-    for index, step in enumerate(scenario.steps):
-        where = f"step {index + 1} ({step.kind})"
-        if isinstance(step, SetShare):
-            reasons.append(f"{where}: hash power cannot change on a running devnet")
-        if isinstance(step, Send) and step.conflicts:
-            reasons.append(f"{where}: double spends are simulated only")
-    if scenario.invariants:
-        reasons.append("invariants are checked in the simulator only")
-    if scenario.time_limit is not None:
-        reasons.append("time_limit bounds simulated time only")
-    for wallet in scenario.wallets:
-        if wallet[:1] == "m" and wallet[1:].isdigit():
-            reasons.append(f"wallet {wallet}: on a devnet that name is a miner's")
-    return reasons
+StepStartCallback = Callable[[int, Step], None]
 
 
 def run_real(
@@ -136,10 +108,13 @@ def run_real(
     block_time: float = BLOCK_TIME,
     workdir: Path | None = None,
     on_step: StepCallback | None = None,
+    on_step_start: StepStartCallback | None = None,
+    stop: threading.Event | None = None,
     progress: Progress | None = None,
 ) -> ScenarioResult:
     """Run ``scenario`` on a devnet made for it in ``workdir`` (a temporary directory by
-    default), taken down (and wiped) at the end. ScenarioError if it cannot run on real nodes."""
+    default), taken down (and wiped) at the end, also when ``stop`` ends it early.
+    ScenarioError if it cannot run on real nodes."""
     reasons = unsupported(scenario)
     if reasons:
         raise ScenarioError(
@@ -152,7 +127,14 @@ def run_real(
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="forklab-scenario-"))
             )
         devnet = Devnet(workdir / "devnet", progress or Progress(interactive=False))
-        runner = RealRunner(scenario, devnet, block_time=block_time, on_step=on_step)
+        runner = RealRunner(
+            scenario,
+            devnet,
+            block_time=block_time,
+            on_step=on_step,
+            on_step_start=on_step_start,
+            stop=stop,
+        )
         wall = time.perf_counter()
         try:
             runner.start(run_seed)
@@ -193,10 +175,14 @@ class RealRunner:
         *,
         block_time: float = BLOCK_TIME,
         on_step: StepCallback | None = None,
+        on_step_start: StepStartCallback | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.scenario = scenario
         self.devnet = devnet
         self.on_step = on_step
+        self.on_step_start = on_step_start
+        self.stop = stop
         self.scale = block_time / scenario.interval
         """Real seconds per second of the scenario."""
         self.block_time = block_time
@@ -305,21 +291,32 @@ class RealRunner:
 
     def _steps(self) -> None:
         for index, step in enumerate(self.scenario.steps):
+            if self.stop is not None and self.stop.is_set():
+                self.outcomes += stopped_steps(self.scenario, index, self.now)
+                return
             started = self.now
+            if self.on_step_start is not None:
+                self.on_step_start(index, step)
             try:
                 status, detail = self._do(step)
                 self._pause(0)
             except (DevnetError, RpcCallError, RpcConnectionError) as exc:
                 skip = self.scenario.step_errors == "skip"
                 status, detail = (Status.SKIPPED if skip else Status.FAILED), str(exc)
+            except Stopped:
+                status, detail = Status.STOPPED, STOPPED_DURING
             outcome = StepOutcome(index, step.kind, step.describe(), started, status, detail)
             self.outcomes.append(outcome)
             if self.on_step is not None:
                 self.on_step(outcome)
+            if status is Status.STOPPED:
+                self.outcomes += stopped_steps(self.scenario, index + 1, self.now)
+                return
 
     def _pause(self, seconds: float) -> None:
-        """Let real ``seconds`` pass, the strategies reacting meanwhile."""
-        real_strategies.pause(seconds, list(self.strategies.values()))
+        """Let real ``seconds`` pass, the strategies reacting meanwhile; :class:`Stopped`
+        once the run is asked to stop."""
+        real_strategies.pause(seconds, list(self.strategies.values()), self.stop)
 
     @property
     def now(self) -> float:
