@@ -10,7 +10,8 @@ test's event loop. Through the API the tests:
   JSON objects, and for cross-site requests;
 * run a simulated lesson with a chosen share: its narration (numbered lines, pushed on the
   dashboard's stream as ``lesson`` messages), its summary (the report's numbers, the tree's
-  picture) and how often the attack succeeded over more seeds;
+  picture) and how often the attack succeeded over more seeds; stop a simulated lesson in
+  the middle: it ends at once and summarises what it saw until then;
 * start a real lesson: a devnet of its own next to the class's, watched by the dashboard while
   it runs (the class's miner paused, actions refused), a second start refused, then stopped:
   its processes and files gone, the dashboard back on the class devnet, the miner resumed;
@@ -246,13 +247,35 @@ async def test_a_simulated_lesson_narrates_on_the_stream_and_measures_the_chosen
 
 
 async def test_a_lesson_measuring_how_often_can_be_stopped(dash: Dashboard) -> None:
-    # Forty more simulated attacks take far longer than a stop, which waits for one at most.
+    # Forty more simulated attacks take far longer than a stop, which ends the one under way.
     await dash.start("double-spend", runs=40, simulate=True)
     await dash.wait_run(lambda r: r["status"] == "measuring", "the success-rate runs")
+    started = time.monotonic()
     code, reply = await dash.post("/api/lessons/stop")
+    assert time.monotonic() - started < 2
     assert code == 200 and reply["run"]["status"] == "stopped", reply
     rate = reply["run"]["rate"]
     assert rate["complete"] is False and rate["runs"] < 40
+
+
+async def test_a_simulated_lesson_stopped_midway_says_so_and_sums_up_what_it_saw(
+    dash: Dashboard,
+) -> None:
+    # 600 simulated blocks of selfish mining: seconds of simulation, stopped in the first.
+    await dash.start("selfish-mining", simulate=True)
+    started = time.monotonic()
+    code, reply = await dash.post("/api/lessons/stop")
+    assert time.monotonic() - started < 2
+    run = reply["run"]
+    assert code == 200 and run["status"] == "stopped", reply
+    texts = [line["text"] for line in run["lines"]]
+    assert "The lesson was stopped." in texts
+    assert any(t.startswith("The run was stopped at step ") for t in texts)
+    assert run["summary"]["passed"] is False
+    statuses = [step["status"] for step in run["summary"]["report"]["steps"]]
+    assert statuses[-1] == "stopped" and len(statuses) == len(
+        scenarios.builtin("selfish-mining").steps
+    )
 
 
 async def test_a_real_lesson_gets_a_devnet_of_its_own_and_stops_cleanly(dash: Dashboard) -> None:
@@ -276,7 +299,8 @@ async def test_a_real_lesson_gets_a_devnet_of_its_own_and_stops_cleanly(dash: Da
     assert code == 409 and "geography is running on its own devnet" in reply["error"]
     lesson_state = load(DevnetPaths(lesson_dir))
     assert lesson_state is not None
-    pids = [p.pid for p in (*lesson_state.nodes, *lesson_state.miners) if p.pid is not None]
+    found = [n.pid for n in lesson_state.nodes] + [m.pid for m in lesson_state.miners]
+    pids = [pid for pid in found if pid is not None]
     # A second dashboard on the same devnet finds the lesson's directory taken.
     second = DashboardServer(DevnetSource(dash.devnet.root))
     try:
@@ -314,7 +338,8 @@ async def test_a_dashboard_stopped_during_a_lesson_leaves_nothing_running(
     finally:
         await server.stop()
     assert lesson_state is not None
-    pids = [p.pid for p in (*lesson_state.nodes, *lesson_state.miners) if p.pid is not None]
+    found = [n.pid for n in lesson_state.nodes] + [m.pid for m in lesson_state.miners]
+    pids = [pid for pid in found if pid is not None]
     assert pids and not any(_alive(pid) for pid in pids)
     assert not lesson_dir.exists()
     assert miner_running(class_devnet)

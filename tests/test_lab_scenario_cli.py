@@ -7,6 +7,8 @@
   as text, JSON and SVG, and the trace, whose digest is the run's;
 * a bad file, or a name that is neither a file nor a built-in, is one line on stderr with the
   file's line, and exit status 1; so is ``--block-time`` without ``--real``;
+* Ctrl-C during ``scenario run --real`` stops the run cleanly: the report (with the steps
+  ``stopped``) is printed, the devnet is taken down, and the exit status is 130;
 * ``fuzz`` prints a one-line summary and exits 0 when every invariant held; a bad ``--nodes``
   is refused by argparse before anything runs.
 """
@@ -15,6 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +31,7 @@ from node.commands import lab
 from node.lab.scenario_toml import parse_scenario
 from node.lab.scenarios import builtin, names
 from node.lab.trace import Trace
+from tests.test_lab_runner_stop import LONG_WAIT
 
 
 def forklab(argv: list[str]) -> int:
@@ -151,3 +159,37 @@ def test_fuzz_prints_a_summary_and_refuses_bad_options(
         forklab(["fuzz", "--nodes", "1"])
     assert exited.value.code == 2
     assert "2 to 16 nodes, not 1" in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_a_real_run_which_reports_and_exits_130(tmp_path: Path) -> None:
+    path = tmp_path / "long-wait.toml"
+    path.write_text(LONG_WAIT)
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # the run's devnet goes there
+    process = subprocess.Popen(
+        [sys.executable, "-m", "node", "scenario", "run", str(path), "--real", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stderr is not None
+        narrated: list[str] = []
+        while not any(line.startswith("  step 2:") for line in narrated):
+            line = process.stderr.readline()
+            assert line, f"the run ended early: {narrated}"
+            narrated.append(line)
+        time.sleep(0.5)  # into step 3, ten hours of the scenario's time
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, err
+    assert time.monotonic() - started < 15
+    data = json.loads(out)
+    assert [s["status"] for s in data["steps"]] == ["ok", "ok", "stopped", "stopped"]
+    assert "stopping the run" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["long-wait.toml"], "the devnet is gone"

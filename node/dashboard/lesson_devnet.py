@@ -6,8 +6,6 @@ A real lesson runs on a devnet made for it by the fork lab's
 chooses, so it never collides with the class devnet's. This module holds the pieces around
 that runner:
 
-- :class:`StoppableRunner`: the runner, stopped at its next look at the nodes once the lesson
-  is stopped (the lab's runner has no stop of its own);
 - :class:`LineStream`: the devnet's progress lines ("started n1, n2, n3, n4 (1.0 s)") as
   narration;
 - :func:`still_running`: whether the lesson's directory is taken (another dashboard's lesson
@@ -25,43 +23,13 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from node.devnet import Devnet, DevnetError
 from node.devnet.state import load
-from node.lab.analysis import BlockInfo, TipView
-from node.lab.runner_real import RealRunner
 
 log = logging.getLogger("forklab.dashboard")
-
-
-class LessonStopped(Exception):  # noqa: N818 (it is the event, not an error)
-    """Raised in a runner's thread when the lesson was asked to stop."""
-
-
-class StoppableRunner(RealRunner):
-    """The real runner, stopped between two looks at the nodes when the lesson is stopped.
-
-    Every wait and every ``mine`` by the miners polls :meth:`observe` or :meth:`tips`, so a
-    stop takes effect within a poll (a step that is one blocking call finishes first).
-    """
-
-    def __init__(self, *args: Any, stop: threading.Event, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._stop = stop
-
-    def observe(self) -> dict[bytes, BlockInfo]:
-        if self._stop.is_set():
-            raise LessonStopped
-        return super().observe()
-
-    def tips(self) -> dict[str, TipView]:
-        if self._stop.is_set():
-            raise LessonStopped
-        return super().tips()
 
 
 class LineStream(io.StringIO):

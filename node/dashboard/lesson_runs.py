@@ -26,8 +26,10 @@ line has ``n`` (its place in the run's narration), so a page that missed one rea
 ``/api/lessons/current``.
 
 Threads: runners are blocking code and run in worker threads; everything they report is handed
-to the event loop (``call_soon_threadsafe``), which alone changes a run's state. A stop sets a
-flag the runner's thread checks whenever it observes the nodes and after each step.
+to the event loop (``call_soon_threadsafe``), which alone changes a run's state. A stop sets the
+run's event, which both runners take as their ``stop``: the step under way ends at once (a
+real one within a look at the network), the run reports what it saw until then, and a real
+lesson's devnet is taken down as at any end.
 
 What this module does not do: parse requests (:mod:`node.dashboard.lessons`), choose words
 (:mod:`node.dashboard.lesson_story`) or handle a devnet's processes
@@ -55,9 +57,7 @@ from aiohttp import web
 from node.core.errors import ForklabError
 from node.dashboard import lesson_story
 from node.dashboard.lesson_devnet import (
-    LessonStopped,
     LineStream,
-    StoppableRunner,
     lesson_dir,
     pause_miners,
     resume_miners,
@@ -70,8 +70,9 @@ from node.dashboard.sources import DevnetSource, NodeSource
 from node.devnet import Devnet, Progress
 from node.lab.conditions import Condition
 from node.lab.outcome import ScenarioResult, StepOutcome
+from node.lab.runner_real import RealRunner
 from node.lab.runner_sim import run_scenario
-from node.lab.scenario import Assert, Scenario
+from node.lab.scenario import Assert, Scenario, Step
 from node.lab.trace import Trace
 
 if TYPE_CHECKING:
@@ -87,6 +88,10 @@ STREAM_WAIT = 5.0
 """Seconds a real lesson waits, once its devnet is up, for the dashboard to hear every node."""
 SHUTDOWN_WAIT = 10.0
 """Seconds a stopping dashboard waits for a lesson's thread before it stops waiting."""
+
+
+class LessonStopped(Exception):  # noqa: N818 (it is the event, not an error)
+    """The lesson was stopped before its steps began."""
 
 
 class Backend(enum.Enum):
@@ -338,12 +343,14 @@ class LessonManager:
             else:
                 result = await self._run_simulated(run)
             probe = _probe(run.lesson)
+            if result.stopped:
+                run.say("setup", "The lesson was stopped.")
             run.summary = lesson_story.summarise(
                 result, probe=probe, svg=run.backend is Backend.SIMULATED
             )
             for headline in run.summary.headlines:
                 run.say("summary", headline)
-            if run.params.runs and probe is not None:
+            if run.params.runs and probe is not None and not run.stop_flag.is_set():
                 run.set_status(RunStatus.MEASURING)
                 run.rate = await self._measure_rate(run)
                 run.say("summary", run.rate.headline())
@@ -363,9 +370,15 @@ class LessonManager:
         scenario = _with_probe(run.scenario, _probe(run.lesson))
         tell = run.teller(asyncio.get_running_loop())
         trace = Trace(keep=True)
-        story = _StepStory(scenario, tell, run.stop_flag, trace)
+        story = _StepStory(scenario, tell, trace)
         return await asyncio.to_thread(
-            run_scenario, scenario, seed=run.params.seed, trace=trace, on_step=story.on_step
+            run_scenario,
+            scenario,
+            seed=run.params.seed,
+            trace=trace,
+            on_step=story.on_step,
+            on_step_start=story.on_step_start,
+            stop=run.stop_flag,
         )
 
     async def _run_real(self, run: LessonRun) -> ScenarioResult:
@@ -390,12 +403,13 @@ class LessonManager:
             await monitor.watch(DevnetSource(workdir))
             narrator = asyncio.create_task(self._narrate(run))
             scenario = _with_probe(run.scenario, _probe(run.lesson))
-            story = _StepStory(scenario, tell, run.stop_flag, None)
-            runner = StoppableRunner(
+            story = _StepStory(scenario, tell, None)
+            runner = RealRunner(
                 scenario,
                 devnet,
                 block_time=run.params.block_time,
                 on_step=story.on_step,
+                on_step_start=story.on_step_start,
                 stop=run.stop_flag,
             )
 
@@ -406,10 +420,9 @@ class LessonManager:
             while not monitor.streaming() and loop.time() < deadline:
                 await asyncio.sleep(0.05)
             if run.stop_flag.is_set():
-                raise LessonStopped
+                raise LessonStopped  # while its devnet came up: nothing to tell of
             run.say("setup", "The devnet is up; the lesson begins.")
             run.set_status(RunStatus.RUNNING)
-            story.begin()
             return await asyncio.to_thread(runner.run, run.params.seed)
         finally:
             if narrator is not None:
@@ -458,7 +471,11 @@ class LessonManager:
             if time.monotonic() - started > RATE_BUDGET:
                 run.say("setup", f"The time budget ({RATE_BUDGET:g} s) is spent.")
                 break
-            result = await asyncio.to_thread(run_scenario, scenario, seed=first + done)
+            result = await asyncio.to_thread(
+                run_scenario, scenario, seed=first + done, stop=run.stop_flag
+            )
+            if result.stopped:
+                break
             done += 1
             succeeded += result.steps[-1].ok
             run.rate_progress = (done, run.params.runs)
@@ -493,30 +510,24 @@ def _with_probe(scenario: Scenario, probe: str | None) -> Scenario:
 
 
 class _StepStory:
-    """The runners' step callback, in words: each step's end, then the next one's start (the
-    runners report ends only; the next step starts at once)."""
+    """The runners' step callbacks, in words: each step as it begins, and what its end showed
+    (with, in the simulator, what the trace shows happened meanwhile)."""
 
     def __init__(
         self,
         scenario: Scenario,
         tell: Callable[[str, str, bool | None], None],
-        stop: threading.Event,
         trace: Trace | None,
     ) -> None:
         self.steps = scenario.steps
         self.tell = tell
-        self.stop = stop
         self.trace = trace
         self._seen = 0
-        self._begun = False
 
-    def begin(self) -> None:
-        if not self._begun and self.steps:
-            self._begun = True
-            self.tell("step", lesson_story.step_started(0, self.steps[0]), None)
+    def on_step_start(self, index: int, step: Step) -> None:
+        self.tell("step", lesson_story.step_started(index, step), None)
 
     def on_step(self, outcome: StepOutcome) -> None:
-        self.begin()
         step = self.steps[outcome.index]
         if self.trace is not None:
             events = self.trace.events[self._seen :]
@@ -527,8 +538,3 @@ class _StepStory:
         ended = lesson_story.step_ended(step, outcome)
         if ended is not None:
             self.tell("result", ended, outcome.ok)
-        if self.stop.is_set():
-            raise LessonStopped
-        following = outcome.index + 1
-        if following < len(self.steps):
-            self.tell("step", lesson_story.step_started(following, self.steps[following]), None)

@@ -94,6 +94,8 @@ def _sentence(text: str) -> str:
 
 def step_ended(step: Step, outcome: StepOutcome) -> str | None:
     """What a step's end showed; None when there is nothing to add (a note, a quiet step)."""
+    if outcome.status is Status.STOPPED:
+        return "The lesson was stopped during this step."
     if isinstance(step, Note):
         return None
     if isinstance(step, Assert):
@@ -244,7 +246,8 @@ def summarise(result: ScenarioResult, *, probe: str | None = None, svg: bool = F
     steps = list(zip(result.scenario.steps, result.steps, strict=False))
     attack = None
     if probe is not None and steps and str(getattr(steps[-1][0], "that", "")) == probe:
-        attack = steps[-1][1].status is Status.OK
+        if steps[-1][1].status is not Status.STOPPED:
+            attack = steps[-1][1].status is Status.OK
         steps = steps[:-1]
     checks = tuple(
         (step.message or str(step.that), outcome.status is Status.OK, outcome.detail)
@@ -272,6 +275,12 @@ def headlines(result: ScenarioResult, attack: bool | None) -> list[str]:
     lines = []
     if result.crash:
         lines.append(f"The run ended early: {result.crash}")
+    if result.stopped:
+        first = next(s for s in result.steps if s.status is Status.STOPPED)
+        lines.append(
+            f"The run was stopped at step {first.index + 1} of {len(result.steps)}; "
+            "what follows is what happened until then."
+        )
     reorg_count = sum(n for _, n in a.reorgs)
     stale = len(a.stale)
     lines.append(
