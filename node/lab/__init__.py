@@ -26,8 +26,8 @@ Scenarios, on top of the simulator and of real node processes:
   :mod:`~node.lab.conditions`: what ``wait until`` and ``assert`` test;
 - :mod:`~node.lab.runner_sim`: a scenario in the simulator; :mod:`~node.lab.runner_real`,
   :mod:`~node.lab.real_limits`, :mod:`~node.lab.real_strategies`, :mod:`~node.lab.real_relay`:
-  the same file on a devnet of
-  real processes, attacks played by the runner as a pool's operator;
+  the same file on a devnet of real processes, attacks played by the runner as a pool's
+  operator;
 - :mod:`~node.lab.analysis`, :mod:`~node.lab.outcome`, :mod:`~node.lab.report`,
   :mod:`~node.lab.plot`: what a run measured, as text, JSON and SVG;
 - :mod:`~node.lab.fuzz`, :mod:`~node.lab.invariants`, :mod:`~node.lab.shrink`: the fork fuzzer,
