@@ -408,13 +408,6 @@ async def test_private_nodes_are_read_with_their_cookie_a_stopped_one_is_shown_d
         await stop_nodes([a, b])
 
 
-@pytest.mark.skip(
-    reason="hangs intermittently until node/dashboard/monitor.py stops swallowing cancellation: "
-    "NetworkMonitor._poll's asyncio.gather reports a child's NodeUnavailableError instead of "
-    "the cancellation, so a replaced watch's _poll_loop never ends and _reconcile waits on it "
-    "for ever (the nodes never show up); then _cancel's suppress(CancelledError) also eats "
-    "_run's own cancellation, so server.stop() hangs (see the session 2 report)"
-)
 async def test_a_dashboard_started_before_its_devnet_follows_it_from_its_state_file(
     tmp_path: Path,
 ) -> None:

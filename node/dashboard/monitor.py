@@ -189,9 +189,7 @@ class NetworkMonitor:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await _cancel([self._task])
         for watch in list(self._watches.values()):
             await _cancel(watch.tasks)
         self._watches.clear()
@@ -201,8 +199,7 @@ class NetworkMonitor:
     async def _run(self) -> None:
         """Follow the layout: new nodes get watches, moved or removed ones lose theirs."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poll_now.wait(), self.poll_interval)
+            await _wait_at_most(self._poll_now, self.poll_interval)
             now = self._poll_now.is_set()
             self._poll_now.clear()
             try:
@@ -247,8 +244,7 @@ class NetworkMonitor:
         shown down for a whole interval."""
         while True:
             if watch.polled:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(watch.wake.wait(), self.poll_interval)
+                await _wait_at_most(watch.wake, self.poll_interval)
             watch.wake.clear()
             await self._poll_safely(watch)
             self._update_links()
@@ -264,7 +260,11 @@ class NetworkMonitor:
     async def _poll(self, watch: _Watch) -> None:
         name = watch.endpoint.name
         try:
-            status, peers = await asyncio.gather(watch.api.rest("status"), watch.api.rest("peers"))
+            # One after the other, not gathered: a gather cancelled just as one request fails
+            # raises that failure instead of the cancellation, and this watch, caught below,
+            # would go on polling after it was cancelled (a dashboard that never stops).
+            status = await watch.api.rest("status")
+            peers = await watch.api.rest("peers")
         except NodeUnavailableError as exc:
             watch.status = replace(
                 watch.status, up=False, error=str(exc), peers=0, peer_addresses=()
@@ -620,8 +620,22 @@ def _chain_json(network: str | None, height: int) -> dict[str, Any] | None:
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the tasks and wait until they have ended. ``asyncio.wait`` rather than awaiting
+    each under ``suppress(CancelledError)``: that would also swallow a cancellation of the
+    caller itself, and a stop being cancelled would carry on as if nothing happened."""
     for task in tasks:
         task.cancel()
+    if tasks:
+        await asyncio.wait(tasks)
     for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a watch ended with an error", exc_info=task.exception())
+
+
+async def _wait_at_most(event: asyncio.Event, seconds: float) -> None:
+    """Wait until ``event`` is set or ``seconds`` have passed. Not ``asyncio.wait_for``: on
+    Python 3.11 it swallows a cancellation that arrives just as the event is set, and a loop
+    cancelled that way would never end."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
