@@ -189,18 +189,18 @@ def template_from_gbt(
     try:
         txs = tuple(_template_tx(t) for t in obj["transactions"])
         template = BlockTemplate(
-            version=int(obj["version"]),
+            version=_integer(obj, "version"),
             prev_hash=hash_from_hex(obj["previousblockhash"]),
-            height=int(obj["height"]),
+            height=_integer(obj, "height"),
             bits=int(obj["bits"], 16),
-            min_time=int(obj["mintime"]),
-            cur_time=max(int(obj["curtime"]), int(obj["mintime"])),
+            min_time=_integer(obj, "mintime"),
+            cur_time=max(_integer(obj, "curtime"), _integer(obj, "mintime")),
             payout_pubkey_hash=payout_pubkey_hash,
             message=message,
             transactions=txs,
             fees=sum(t.fee for t in txs),
-            coinbase_value=int(obj["coinbasevalue"]),
-            max_size=int(obj["sizelimit"]),
+            coinbase_value=_integer(obj, "coinbasevalue"),
+            max_size=_integer(obj, "sizelimit"),
             merkle_branch=coinbase_merkle_branch([t.txid for t in txs]),
         )
         if not 0 <= template.height <= _U32:
@@ -221,4 +221,20 @@ def _template_tx(obj: Mapping[str, Any]) -> TemplateTx:
     tx = Transaction.deserialize(bytes.fromhex(obj["data"]))
     if "txid" in obj and obj["txid"] != tx.txid_hex:
         raise DecodeError(f"template transaction {obj['txid']} does not hash to its txid")
-    return TemplateTx(tx, int(obj["fee"]), tuple(int(d) for d in obj["depends"]))
+    depends = obj["depends"]
+    if not isinstance(depends, list) or not all(_is_integer(d) for d in depends):
+        raise DecodeError(f"template transaction depends is not a list of numbers: {depends!r}")
+    return TemplateTx(tx, _integer(obj, "fee"), tuple(depends))
+
+
+def _is_integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _integer(obj: Mapping[str, Any], key: str) -> int:
+    """A whole number of a template answer. Not ``int()``: it would take ``"12"`` or ``1.9``
+    and raise OverflowError on an infinity; a node's answer has JSON integers there."""
+    value = obj[key]
+    if not _is_integer(value):
+        raise DecodeError(f"not a block template: {key} is {value!r}, not a whole number")
+    return int(value)

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from blocktools import Spendable, key, pkh, spend
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import miner.status
@@ -117,6 +117,9 @@ FIELDS += ["coinbasevalue", "sizelimit", "transactions"]
 
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(FIELDS), JSON_VALUES | st.just(KeyError))
+@example("height", float("inf"))  # int() raised OverflowError here
+@example("version", "1")  # int() took a string
+@example("mintime", 1.9)  # ...and cut a fraction
 def test_a_broken_answer_raises_only_decode_error(field: str, value: object) -> None:
     answer = as_gbt(make_template(1))
     if value is KeyError:
