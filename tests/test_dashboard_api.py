@@ -273,6 +273,40 @@ async def test_a_partition_cuts_links_grows_two_branches_and_healing_leaves_one_
     assert lost[0]["first_node"] == "n1"
 
 
+async def test_after_a_tie_each_side_keeps_the_other_sides_block_and_the_tree_shows_it_arrive(
+    network: Network,
+) -> None:
+    """Equal work: after the heal each node stays on the block it saw first, stores the other
+    side's block (``side_block`` on its event stream) and the tree records when it got it."""
+    start = (await network.state())["tree"]["best_height"]
+    status, reply = await network.act("partition", {"groups": [["n1"], ["n2", "n3"]]})
+    assert status == 200, reply
+    try:
+        await network.wait_state(lambda s: link_state(s, "n1", "n2") == "cut", "the cut")
+        for body in ({"node": "n1", "blocks": 1}, {"node": "n3", "blocks": 1}):
+            status, reply = await network.act("mine", body)
+            assert status == 200, reply
+        await network.wait_state(
+            lambda s: node_named(s, "n1")["height"] == node_named(s, "n2")["height"] == start + 1,
+            "a block on each side",
+        )
+    finally:
+        status, reply = await network.act("heal", {})
+    assert status == 200, reply
+
+    def tie_seen_across(s: dict[str, Any]) -> bool:
+        blocks = [b for b in s["tree"]["blocks"] if b["height"] == start + 1]
+        return len(blocks) == 2 and all(len(b["seen_ms"]) == 3 for b in blocks)
+
+    state = await network.wait_state(tie_seen_across, "both tie blocks reach every node")
+    tips = {n["name"]: n["tip"] for n in state["nodes"]}
+    assert tips["n1"] != tips["n3"], "first seen stays the tip on a tie"
+    # Break the tie so the next test starts from one chain.
+    status, reply = await network.act("mine", {"node": "n3", "blocks": 1})
+    assert status == 200, reply
+    await network.wait_state(lambda s: all_on(s, start + 2), "one tip after the tie is broken")
+
+
 async def test_latency_is_set_on_both_ends_and_shown_on_the_link(network: Network) -> None:
     status, reply = await network.act("latency", {"a": "n2", "b": "n3", "ms": 150})
     assert status == 200, reply

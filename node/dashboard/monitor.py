@@ -359,7 +359,9 @@ class NetworkMonitor:
             await self._seed(watch)
             if event["hash"] in self.tree:
                 self.tree.set_tip(name, event["hash"])
-        elif kind == "block_connected":
+        elif kind in ("block_connected", "side_block"):
+            # A side block is one the node stored without switching to it: drawn as a
+            # competing block (or stale) with the time the node got it, like any other.
             self.tree.add_block(
                 event["hash"],
                 event["height"],

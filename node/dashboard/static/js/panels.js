@@ -91,6 +91,13 @@ export class Log {
         this.remember(this.blocks, event.hash);
         this.add(`block ${event.height} (${shortHash(event.hash)}, ${event.txs} tx) appeared at ${node}`, { kind: "block" });
         break;
+      case "side_block":
+        // A competing block a node keeps without switching to it (as much work as its tip,
+        // seen second): the start of a fork, told once per node.
+        if (this.blocks.has(`${node}:${event.hash}`)) return;
+        this.remember(this.blocks, `${node}:${event.hash}`);
+        this.add(`${node} keeps competing block ${event.height} (${shortHash(event.hash)}) beside its own tip: a fork`, { kind: "block" });
+        break;
       case "reorg":
         this.add(`${node} switched branches: ${event.depth} block(s) disconnected above height ${event.fork_height}, ${event.connected} connected`, { kind: "reorg" });
         break;
