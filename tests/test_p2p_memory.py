@@ -3,7 +3,8 @@ fork-lab simulator builds on.
 
 * frames cross a MemoryNetwork whole and in order, latency delays without reordering, a cut
   link drops frames and refuses connections, an oversized frame drops the connection with
-  FrameTooLarge on the receiving side;
+  FrameTooLarge on the receiving side; a subclass's wires carry every frame, and it is told of
+  each connection before the acceptor runs;
 * nodes with in-memory chains and inline execution (the simulator's runtime) form a network
   over it: a block propagates, a partition of the wires splits the chain, healing joins it;
 * the link policy delays a real node's frames by the latency it is given;
@@ -25,7 +26,7 @@ from node.core.tx import Transaction
 from node.node import Node, NodeConfig
 from node.p2p.compact import PartialBlock, make_compact, short_id, short_id_key
 from node.p2p.manager import P2PConfig
-from node.p2p.memory import MemoryNetwork
+from node.p2p.memory import MemoryConnection, MemoryNetwork, Wire
 from node.p2p.messages import CmpctBlock
 from node.p2p.transport import FrameTooLarge
 from node.runtime import (
@@ -98,6 +99,55 @@ async def test_oversized_frame_drops_the_connection() -> None:
         await client.send(bytes(101))
     with pytest.raises(FrameTooLarge):
         await server.recv()
+
+
+class _TappedNetwork(MemoryNetwork):
+    """A subclass through the documented hooks only: its wires log what they carry, and it
+    notes each connection as it is told of it (with whether the acceptor has run yet)."""
+
+    def __init__(self) -> None:
+        super().__init__(SystemClock())
+        self.carried: list[bytes] = []
+        self.told: list[tuple[str, str, bool]] = []
+        self.accepted = False
+
+    def wire(self) -> Wire:
+        network, inner = self, super().wire()
+
+        class Tapped:
+            async def put(self, delay: float, frame: bytes) -> None:
+                network.carried.append(frame)
+                await inner.put(delay, frame)
+
+            async def get(self) -> bytes:
+                return await inner.get()
+
+            def close(self, error: ConnectionClosed, *, discard: bool) -> None:
+                inner.close(error, discard=discard)
+
+        return Tapped()
+
+    def connected(self, dialer: str, conn: MemoryConnection) -> None:
+        self.told.append((dialer, conn.remote, self.accepted))
+
+
+async def test_a_subclass_moves_every_frame_on_its_own_wires_and_is_told_of_connections() -> None:
+    network = _TappedNetwork()
+    accepted: asyncio.Queue[Connection] = asyncio.Queue()
+
+    async def accept(conn: Connection) -> None:
+        network.accepted = True
+        await accepted.put(conn)
+
+    await network.transport("server").listen("server:1", accept)
+    client = await network.transport("client").connect("server:1")
+    server = await accepted.get()
+    assert network.told == [("client", "server:1", False)]
+    await client.send(b"ping")
+    assert await server.recv() == b"ping"
+    await server.send(b"pong")
+    assert await client.recv() == b"pong"
+    assert network.carried == [b"ping", b"pong"]
 
 
 # -- a simulated network: in-memory chains, inline execution

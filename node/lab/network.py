@@ -1,9 +1,10 @@
 """The simulated wires: per-link latency, jitter, bandwidth, loss and partitions.
 
 :class:`SimNetwork` extends the in-memory transport's :class:`~node.p2p.memory.MemoryNetwork`
-(its listeners, addresses and cut links; whole frames, in order) with a link model close to
-TCP over a real route, and connections of its own (see Delivery). Each direction of each pair
-of hosts has a :class:`LinkSpec`:
+(its listeners, addresses, connections and cut links; whole frames, in order) through that
+network's hooks: a link model close to TCP over a real route (``link_delay``), wires of its own
+(``wire``, see Delivery), and a record of live connections (``connected``) for partitions. Each
+direction of each pair of hosts has a :class:`LinkSpec`:
 
 ==========  ============================================================================
 latency     one-way propagation delay, seconds
@@ -27,8 +28,9 @@ frames are sent, so a seeded run is repeatable.
 **Delivery.** A frame costs the receiver one wake-up: each direction of a connection (a
 :class:`_Wire`) keeps its frames in flight in order, with at most one timer, set for the first
 of them; at that time every frame due is moved to the receiver's queue and the reader is woken.
-(The generic in-memory connection wakes its reader when a frame is sent and puts it to sleep
-until the frame is due: twice the wake-ups, on the path every message of a simulation takes.)
+(The in-memory network's default wire wakes its reader when a frame is sent and puts it to
+sleep until the frame is due: twice the wake-ups, on the path every message of a simulation
+takes.)
 The wires run on the event loop's time, which the network's clock must be (a
 :class:`~node.lab.vtime.VirtualClock`'s ``monotonic`` is).
 
@@ -45,10 +47,10 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from node.p2p.memory import MemoryNetwork, MemoryTransport
+from node.p2p.memory import MemoryConnection, MemoryNetwork, Wire
 from node.p2p.messages import MAX_FRAME_SIZE
-from node.p2p.transport import FrameTooLarge, host_of
-from node.runtime import AcceptCallback, Clock, Connection, ConnectionClosed, TransportError
+from node.p2p.transport import host_of
+from node.runtime import Clock, ConnectionClosed
 
 MIN_RTO = 0.2
 """Linux's minimum TCP retransmission timeout, seconds; a lost frame costs at least this."""
@@ -98,13 +100,9 @@ class SimNetwork(MemoryNetwork):
         self._links: dict[tuple[str, str], LinkSpec] = {}
         self._busy_until: dict[tuple[str, str], float] = {}
         # Live connections by (dialling host, listening host), to reset them on a cut.
-        self._live: dict[tuple[str, str], list[SimConnection]] = {}
-        self._accepting: dict[asyncio.Future[None], None] = {}
+        self._live: dict[tuple[str, str], list[MemoryConnection]] = {}
 
     # -- links
-
-    def transport(self, host: str) -> SimTransport:
-        return SimTransport(self, host)
 
     def link(self, src: str, dst: str) -> LinkSpec:
         """The spec of the direction ``src`` -> ``dst``."""
@@ -175,53 +173,16 @@ class SimNetwork(MemoryNetwork):
             for conn in self._live.pop(pair, []):
                 _reset(conn, f"connection reset: {host} is gone")
 
-    def _track(self, dialer: str, conn: SimConnection) -> None:
+    def wire(self) -> Wire:
+        """A :class:`_Wire` on the running loop's timers (see Delivery)."""
+        return _Wire(asyncio.get_running_loop(), self.window)
+
+    def connected(self, dialer: str, conn: MemoryConnection) -> None:
+        """Keep the dialling end ``conn`` among the live connections of its pair of hosts."""
         pair = (dialer, host_of(conn.remote))
         live = [c for c in self._live.get(pair, []) if not c.closed]
         live.append(conn)
         self._live[pair] = live
-
-    async def _open(self, dialer: SimTransport, address: str) -> SimConnection:
-        """Connect ``dialer`` to the listener at ``address``; its acceptor runs as a task."""
-        entry = self._listeners.get(address)
-        remote_host = host_of(address)
-        if entry is None:
-            raise TransportError(f"connection to {address} refused")
-        if self.is_cut(dialer.host, remote_host):
-            raise TransportError(f"{address} is unreachable")
-        owner, accept = entry
-        loop = asyncio.get_running_loop()
-        forward, backward = _Wire(loop, self.window), _Wire(loop, self.window)
-        ours = SimConnection(
-            self,
-            local_host=dialer.host,
-            remote=address,
-            remote_host=remote_host,
-            inbox=backward,
-            outbox=forward,
-        )
-        local_name = f"{dialer.host}:{next(self._ports)}"
-        theirs = SimConnection(
-            self,
-            local_host=remote_host,
-            remote=local_name,
-            remote_host=dialer.host,
-            inbox=forward,
-            outbox=backward,
-        )
-        ours.peer_end, theirs.peer_end = theirs, ours
-        if isinstance(owner, SimTransport):
-            owner.opened.append(theirs)
-        self._track(dialer.host, ours)
-        # The acceptor runs as its own task, as a server's connection handler would.
-        self._accept(accept, theirs)
-        return ours
-
-    def _accept(self, accept: AcceptCallback, conn: SimConnection) -> None:
-        task = asyncio.ensure_future(accept(conn))
-        # Held until done (the loop keeps only a weak reference); a dict, for a fixed order.
-        self._accepting[task] = None
-        task.add_done_callback(lambda done: self._accepting.pop(done, None))
 
 
 class _Wire:
@@ -307,94 +268,7 @@ def _wake(waiter: asyncio.Future[None] | None) -> None:
         waiter.set_result(None)
 
 
-class SimConnection:
-    """One end of a simulated connection (the :class:`~node.runtime.Connection` a node uses)."""
-
-    def __init__(
-        self,
-        network: SimNetwork,
-        *,
-        local_host: str,
-        remote: str,
-        remote_host: str,
-        inbox: _Wire,
-        outbox: _Wire,
-    ) -> None:
-        self._network = network
-        self._local_host = local_host
-        self._remote = remote
-        self._remote_host = remote_host
-        self._inbox = inbox
-        self._outbox = outbox
-        self._closed = False
-        self.peer_end: SimConnection | None = None
-
-    @property
-    def remote(self) -> str:
-        return self._remote
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    async def send(self, frame: bytes) -> None:
-        if self._closed:
-            raise ConnectionClosed("connection closed")
-        limit = self._network.max_frame
-        if len(frame) > limit:
-            # The receiving transport refuses an oversized frame and drops the connection.
-            if self.peer_end is not None:
-                self.peer_end.abort(FrameTooLarge(len(frame), limit))
-            self.abort(ConnectionClosed("frame too large for the peer"))
-            raise ConnectionClosed("frame too large for the peer")
-        delay = self._network.link_delay(self._local_host, self._remote_host, frame)
-        if delay is not None:
-            await self._outbox.put(delay, frame)
-
-    async def recv(self) -> bytes:
-        return await self._inbox.get()
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        # Frames already sent still arrive at the other end, then it sees the close.
-        self._outbox.close(ConnectionClosed("closed by the peer"), discard=False)
-        self._inbox.close(ConnectionClosed("connection closed"), discard=True)
-        if self.peer_end is not None:
-            self.peer_end._closed = True
-
-    def abort(self, error: ConnectionClosed) -> None:
-        """Drop the connection at once, with ``error`` for whoever reads next."""
-        self._closed = True
-        self._inbox.close(error, discard=True)
-        self._outbox.close(error, discard=True)
-
-
-class SimTransport(MemoryTransport):
-    """A node's transport on a :class:`SimNetwork`: listening as in memory, connecting on
-    :class:`_Wire` s, and registering what it dials so a cut can reset it."""
-
-    network: SimNetwork
-
-    def __init__(self, network: SimNetwork, host: str) -> None:
-        super().__init__(network, host)
-        self.opened: list[SimConnection] = []
-        """Connections it dialled or accepted, closed with it."""
-
-    async def connect(self, address: str) -> Connection:
-        conn = await self.network._open(self, address)
-        self.opened.append(conn)
-        return conn
-
-    async def close(self) -> None:
-        for conn in self.opened:
-            await conn.close()
-        self.opened.clear()
-        await super().close()
-
-
-def _reset(conn: SimConnection, reason: str) -> None:
+def _reset(conn: MemoryConnection, reason: str) -> None:
     conn.abort(ConnectionClosed(reason))
     if conn.peer_end is not None:
         conn.peer_end.abort(ConnectionClosed(reason))

@@ -9,9 +9,20 @@ Determinism: no threads and no wall clock. A frame sent at ``t`` is delivered at
 on the injected Clock, in the order it was sent (a link is a stream, as TCP is). The only
 scheduling is asyncio's own, so a virtual-time event loop replays the same run exactly.
 
-Link behaviour is one overridable method, :meth:`MemoryNetwork.link_delay`: the default gives
-per-link latency and cut links (a cut link silently drops frames, as a black-holed route does,
-and refuses new connections). The simulator subclasses it for jitter, bandwidth and loss.
+A subclass changes the network through three documented hooks, never its bookkeeping:
+
+=========================  ===================================================================
+``link_delay``             how long a frame takes on a link, or None to drop it. The default
+                           gives per-link latency and cut links (a cut link silently drops
+                           frames, as a black-holed route does, and refuses new connections).
+``wire``                   one direction of a new connection (a :class:`Wire`): how frames
+                           wait and wake their reader. The default sleeps the reader until a
+                           frame is due on the Clock.
+``connected``              told of each new connection, to keep what the subclass needs.
+=========================  ===================================================================
+
+The fork-lab simulator (``node.lab.network``) uses them for jitter, bandwidth, loss, wires on
+the event loop's timers, and resetting connections across a cut.
 
 What it does not do: no byte-level streaming and no partial frames; frames move whole.
 """
@@ -21,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
+from typing import Protocol
 
 from node.p2p.messages import MAX_FRAME_SIZE
 from node.p2p.transport import FrameTooLarge, host_of
@@ -30,10 +42,33 @@ DEFAULT_WINDOW = 256
 """Frames a link buffers before the sender waits (the role of a TCP window)."""
 
 
-class _Pipe:
-    """One direction of a link: a bounded FIFO of (deliver_at, frame)."""
+class Wire(Protocol):
+    """One direction of a connection, as :class:`MemoryConnection` drives it.
 
-    def __init__(self, capacity: int) -> None:
+    A wire is a stream: frames arrive whole and in the order they were put, each no sooner
+    than its delay. It holds a bounded number of frames (a TCP window's role), so a sender
+    beyond it waits for the reader.
+    """
+
+    async def put(self, delay: float, frame: bytes) -> None:
+        """Send ``frame`` to arrive ``delay`` seconds from now; ConnectionClosed once closed."""
+        ...
+
+    async def get(self) -> bytes:
+        """The next frame, once due; the close's error when none is left to come."""
+        ...
+
+    def close(self, error: ConnectionClosed, *, discard: bool) -> None:
+        """No more frames; ``discard`` drops those not yet read, else they still arrive."""
+        ...
+
+
+class _Pipe:
+    """The default :class:`Wire`: a bounded FIFO of (deliver_at, frame) on a Clock; the
+    reader takes a frame when it is sent and sleeps until it is due."""
+
+    def __init__(self, clock: Clock, capacity: int) -> None:
+        self._clock = clock
         self._items: deque[tuple[float, bytes]] = deque()
         self._capacity = capacity
         self._closed: ConnectionClosed | None = None
@@ -42,7 +77,8 @@ class _Pipe:
         self._writable.set()
         self._last_at = 0.0
 
-    async def put(self, at: float, frame: bytes) -> None:
+    async def put(self, delay: float, frame: bytes) -> None:
+        at = self._clock.monotonic() + delay
         while len(self._items) >= self._capacity and self._closed is None:
             self._writable.clear()
             await self._writable.wait()
@@ -53,15 +89,18 @@ class _Pipe:
         self._items.append((self._last_at, frame))
         self._readable.set()
 
-    async def get(self) -> tuple[float, bytes]:
+    async def get(self) -> bytes:
         while not self._items:
             if self._closed is not None:
                 raise self._closed
             self._readable.clear()
             await self._readable.wait()
-        item = self._items.popleft()
+        at, frame = self._items.popleft()
         self._writable.set()
-        return item
+        wait = at - self._clock.monotonic()
+        if wait > 0:
+            await self._clock.sleep(wait)
+        return frame
 
     def close(self, error: ConnectionClosed, *, discard: bool) -> None:
         if self._closed is None:
@@ -73,6 +112,9 @@ class _Pipe:
 
 
 class MemoryConnection:
+    """One end of an in-memory connection (the :class:`~node.runtime.Connection` a node uses):
+    it sends on one wire and reads the other."""
+
     def __init__(
         self,
         network: MemoryNetwork,
@@ -80,8 +122,8 @@ class MemoryConnection:
         local_host: str,
         remote: str,
         remote_host: str,
-        inbox: _Pipe,
-        outbox: _Pipe,
+        inbox: Wire,
+        outbox: Wire,
     ) -> None:
         self._network = network
         self._local_host = local_host
@@ -110,16 +152,11 @@ class MemoryConnection:
             self.abort(ConnectionClosed("frame too large for the peer"))
             raise ConnectionClosed("frame too large for the peer")
         delay = self._network.link_delay(self._local_host, self._remote_host, frame)
-        if delay is None:
-            return
-        await self._outbox.put(self._network.clock.monotonic() + delay, frame)
+        if delay is not None:
+            await self._outbox.put(delay, frame)
 
     async def recv(self) -> bytes:
-        at, frame = await self._inbox.get()
-        wait = at - self._network.clock.monotonic()
-        if wait > 0:
-            await self._network.clock.sleep(wait)
-        return frame
+        return await self._inbox.get()
 
     async def close(self) -> None:
         if self._closed:
@@ -185,6 +222,7 @@ class MemoryNetwork:
         self.clock = clock
         self.max_frame = max_frame
         self.window = window
+        """Frames one direction of a connection holds before its sender waits."""
         self._listeners: dict[str, tuple[MemoryTransport, AcceptCallback]] = {}
         self._latency: dict[tuple[str, str], float] = {}
         self._cut: set[tuple[str, str]] = set()
@@ -229,7 +267,15 @@ class MemoryNetwork:
             return None
         return self._latency.get((src, dst), 0.0)
 
-    # -- connections
+    # -- connections (a subclass overrides wire and connected)
+
+    def wire(self) -> Wire:
+        """A new direction of a connection, holding up to ``window`` frames."""
+        return _Pipe(self.clock, self.window)
+
+    def connected(self, dialer: str, conn: MemoryConnection) -> None:
+        """Told of each new connection, by its dialling end and host, before its acceptor
+        runs. The default keeps nothing."""
 
     def _listen(
         self, owner: MemoryTransport, address: str, accept: AcceptCallback
@@ -249,7 +295,7 @@ class MemoryNetwork:
         if self.is_cut(dialer.host, remote_host):
             raise TransportError(f"{address} is unreachable")
         owner, accept = entry
-        forward, backward = _Pipe(self.window), _Pipe(self.window)
+        forward, backward = self.wire(), self.wire()
         ours = MemoryConnection(
             self,
             local_host=dialer.host,
@@ -269,6 +315,7 @@ class MemoryNetwork:
         )
         ours.peer_end, theirs.peer_end = theirs, ours
         owner._connections.append(theirs)
+        self.connected(dialer.host, ours)
         # The acceptor runs as its own task, as a server's connection handler would.
         task = asyncio.ensure_future(accept(theirs))
         self._tasks[task] = None
