@@ -9,8 +9,9 @@ How the chain is read: the active chain from block 1 up, once, in slices of at m
 :data:`BLOCKS_PER_TRIP` blocks (and :data:`TXS_PER_TRIP` transactions) per trip to the chain's
 owner, so a long chain never holds the node's executor for long (blocks and transactions keep
 being processed between slices). Undo data, which says what each spent output was worth, is
-read only for blocks holding a transaction the trail reaches. If the active chain changes under a trace (a reorganisation
-below the blocks read), the trace starts again, up to :data:`RESTARTS` times. The mempool's
+read only for blocks holding a transaction the trail reaches. If the active chain changes under
+a trace (a reorganisation below the blocks read), the trace starts again, up to
+:data:`RESTARTS` times. The mempool's
 transactions come last, with the final slice, so they are read against the same tip.
 """
 
