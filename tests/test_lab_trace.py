@@ -4,6 +4,8 @@
   from a dumped trace with ``sha256sum``;
 * a trace dumped as JSON lines loads back to the same events and the same digest;
 * a trace that keeps nothing still has the digest and the counts;
+* a block a node stores off its active chain is traced as its own kind, with its hash, height
+  and fork height: after a tie each side records the other's block;
 * topologies: each named shape dials what its table says, ``random:K`` is connected and gives
   every node at least K peers, and a bad spec is refused with the choices.
 """
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from node.lab import Simulation, simulate
 from node.lab.errors import SimulationError
 from node.lab.topology import topology
 from node.lab.trace import Trace, TraceEvent, TraceKind
@@ -58,6 +61,36 @@ def test_a_trace_that_keeps_nothing_still_has_digest_and_counts() -> None:
     assert digest_only.digest == kept.digest
     assert len(digest_only) == len(EVENTS)
     assert digest_only.counts[TraceKind.NODE_STARTED] == 1
+
+
+def test_after_a_tie_each_side_traces_the_others_block_as_a_side_block() -> None:
+    async def body(sim: Simulation) -> None:
+        await sim.add_node("a")
+        await sim.add_node("b", connect=["a"])
+        await sim.wait_connected()
+        await sim.add_miner("west", node="a", share=0.5)
+        await sim.add_miner("east", node="b", share=0.5)
+        await sim.mine_on("west")
+        assert await sim.settle()
+        fork = sim.blocks[sim.tips()["a"]].height
+        sim.partition(["a"], ["b"])
+        await sim.mine_on("west")
+        await sim.mine_on("east")
+        await sim.run_for(60)
+        tips = sim.tips()
+        sim.heal()
+        await sim.run_for(600)
+        assert sim.tips() == tips  # a tie: each keeps the block it saw first
+        sides = sim.trace.of_kind(TraceKind.SIDE_BLOCK)
+        assert {(e.node, e.get("hash")) for e in sides} == {
+            ("a", sim.blocks[tips["b"]].hash_hex),
+            ("b", sim.blocks[tips["a"]].hash_hex),
+        }
+        assert all((e.get("height"), e.get("fork_height")) == (fork + 1, fork) for e in sides)
+        # Traced as itself, not as a note saying which event it was.
+        assert not [e for e in sim.trace.of_kind(TraceKind.NOTE) if e.get("event")]
+
+    simulate(body, seed=5)
 
 
 @pytest.mark.parametrize(

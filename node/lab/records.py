@@ -30,6 +30,7 @@ from node.events import (
     PeerConnected,
     PeerDisconnected,
     Reorg,
+    SideBlock,
     TxAccepted,
     TxRemoved,
 )
@@ -119,6 +120,12 @@ def describe(event: Event) -> tuple[TraceKind, tuple[tuple[str, Value], ...]]:
             else TraceKind.BLOCK_DISCONNECTED
         )
         return kind, (("hash", event.block.hash_hex), ("height", event.height))
+    if isinstance(event, SideBlock):
+        return TraceKind.SIDE_BLOCK, (
+            ("hash", event.block.hash_hex),
+            ("height", event.height),
+            ("fork_height", event.fork_height),
+        )
     if isinstance(event, NewTip):
         return TraceKind.NEW_TIP, (
             ("hash", hash_hex(event.hash)),

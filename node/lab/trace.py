@@ -8,8 +8,8 @@ order they happened:
 - what the simulation did: a miner found a block, a pool published or withheld one, a partition,
   a heal, a node killed or restarted, a link changed, a transaction sent;
 - what each node published on its event bus (:mod:`node.events`): blocks connected and
-  disconnected, new tips, reorganisations, transactions accepted and removed, peers connected and
-  disconnected.
+  disconnected, blocks stored off its active chain, new tips, reorganisations, transactions
+  accepted and removed, peers connected and disconnected.
 
 **Digest.** Each event has one canonical line, compact JSON ``[time, node, kind, {details}]``
 (floats in Python's shortest round-trip form, details in the order they were recorded); the
@@ -55,6 +55,9 @@ class TraceKind(enum.Enum):
     # -- the nodes' own events
     BLOCK_CONNECTED = "block_connected"
     BLOCK_DISCONNECTED = "block_disconnected"
+    SIDE_BLOCK = "side_block"
+    """A node stored a valid block off its active chain (a fork it saw); details: hash, height
+    and fork_height, the height of the last block its branch shares with the active chain."""
     NEW_TIP = "new_tip"
     REORG = "reorg"
     TX_ACCEPTED = "tx_accepted"
