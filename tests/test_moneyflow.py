@@ -334,6 +334,7 @@ def test_the_lesson_follows_the_trail_in_the_simulator() -> None:
 
 def test_the_lesson_follows_the_trail_on_real_nodes(tmp_path: Path) -> None:
     from node.devnet import wallets
+    from node.lab.report import as_json
     from node.lab.runner_real import run_real, unsupported
     from node.lab.scenarios import builtin
 
@@ -344,4 +345,10 @@ def test_the_lesson_follows_the_trail_on_real_nodes(tmp_path: Path) -> None:
     for name in ("alice", "erin"):
         expected = wallets.wallet(REGTEST, name).change_pubkey_hash
         assert result.analysis.address_of(name) == expected, name
+    # Each payment is mined on n1 before the next is sent: a block is dated when the runner
+    # first saw it, which must be right after the mine step, not when a later step looked.
+    payments = as_json(result)["transactions"]
+    assert [p["label"] for p in payments] == ["to-bob", "to-carol", "to-dave", "to-erin"]
+    for paid, then in itertools.pairwise(payments):
+        assert paid["sent_at"] <= paid["confirmed_at"] <= then["sent_at"], (paid, then)
     assert list(tmp_path.iterdir()) == []

@@ -388,6 +388,10 @@ class RealRunner:
             miner = next(m for m in self.scenario.miners if m.name == step.miner)
             payee = self.address(step.miner)
             self.devnet.mine(self.names.node(miner.node), step.blocks, to=payee)
+        if step.node is not None or step.miner is not None:
+            # A block's time is when this runner first sees it: look now, or a later step's
+            # observation would date these blocks (and the payments they confirm) late.
+            self.observe()
         else:
             target = len(self.observe()) + step.blocks
             with self._mining():
