@@ -2,7 +2,7 @@
 // asked of the server (a dry run) whenever the form changes, so the page never has its own idea
 // of the command line. Results arrive for every open page as "action" messages (see main.js).
 
-import { html } from "./dom.js";
+import { html, postJson } from "./dom.js";
 
 const PREVIEW_DELAY = 150;
 
@@ -101,7 +101,7 @@ export class Controls {
     }
     let timer = null;
     const preview = async () => {
-      const reply = await post(spec.action, { ...spec.body(form.elements), dry_run: true });
+      const reply = await postJson(`/api/actions/${spec.action}`, { ...spec.body(form.elements), dry_run: true });
       command.textContent = reply.command || reply.error || "";
       command.classList.toggle("muted", !reply.ok);
     };
@@ -114,7 +114,7 @@ export class Controls {
       e.preventDefault();
       button.disabled = true;
       try {
-        const reply = await post(spec.action, spec.body(form.elements));
+        const reply = await postJson(`/api/actions/${spec.action}`, spec.body(form.elements));
         if (reply.command) command.textContent = reply.command;
       } finally {
         button.disabled = false;
@@ -125,18 +125,6 @@ export class Controls {
   }
 }
 
-async function post(action, body) {
-  try {
-    const response = await fetch(`/api/actions/${action}`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    return await response.json();
-  } catch (error) {
-    return { ok: false, error: `the dashboard did not answer (${error.message})` };
-  }
-}
 
 function copyText(text) {
   // The clipboard API needs a secure context; loopback is one, a classroom LAN may not be.

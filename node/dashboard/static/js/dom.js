@@ -49,3 +49,28 @@ export function percent(share) {
 export function clock(date = new Date()) {
   return date.toLocaleTimeString("en-GB", { hour12: false });
 }
+
+// The dashboard's own JSON API. A GET that fails, or answers with an error status, is null (the
+// caller shows what it had); a POST always gives an object, with ok false and the reason if the
+// dashboard could not be reached.
+export async function getJson(url) {
+  try {
+    const response = await fetch(url);
+    return response.ok ? await response.json() : null;
+  } catch {
+    return null;
+  }
+}
+
+export async function postJson(url, body) {
+  try {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    return await response.json();
+  } catch (error) {
+    return { ok: false, error: `the dashboard did not answer (${error.message})` };
+  }
+}

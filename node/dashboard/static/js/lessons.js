@@ -7,7 +7,7 @@
 // each carries the run's state and its new narration lines, numbered, so a page that missed
 // one (or connects late) reads the whole run from /api/lessons/current.
 
-import { html, percent } from "./dom.js";
+import { getJson, html, percent, postJson } from "./dom.js";
 
 const root = document.getElementById("lessons");
 
@@ -362,27 +362,7 @@ function field(parameter) {
   return html("label", { class: `param ${parameter.kind}`, for: id }, `${parameter.label} `, input);
 }
 
-async function getJson(url) {
-  try {
-    const response = await fetch(url);
-    return response.ok ? await response.json() : null;
-  } catch {
-    return null;
-  }
-}
 
-async function postJson(url, body) {
-  try {
-    const response = await fetch(url, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    return await response.json();
-  } catch (error) {
-    return { ok: false, error: `the dashboard did not answer (${error.message})` };
-  }
-}
 
 if (root) {
   const panel = new LessonsPanel(root);

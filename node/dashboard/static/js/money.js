@@ -9,7 +9,7 @@
 // traced again when a block arrives or the mempool changes (the dashboard's stream, passed on
 // by main.js as "forklab:message" events).
 
-import { html, shortHash, svg } from "./dom.js";
+import { getJson, html, shortHash, svg } from "./dom.js";
 
 const root = document.getElementById("money");
 
@@ -264,14 +264,6 @@ class MoneyPanel {
   }
 }
 
-async function getJson(url) {
-  try {
-    const response = await fetch(url);
-    return response.ok ? await response.json() : null;
-  } catch {
-    return null;
-  }
-}
 
 if (root) {
   const panel = new MoneyPanel(root);
