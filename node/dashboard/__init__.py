@@ -17,6 +17,7 @@ tree             the block tree across all nodes: main, competing and stale bloc
 nodes            the nodes watched, and an asynchronous client for each one's API
 sources          where the node list comes from: a devnet's state file, or a fixed list
 monitor          one live picture: every node's events merged, its status polled
+snapshot         the tree and the chain's money supply as the page is sent them
 actions          the buttons: actions parsed and checked, carried out through the nodes' RPC
 devnet_control   ...or through the devnet, showing the ``forklab devnet`` command
 guard            which requests may act (JSON, same origin, loopback host)
@@ -26,6 +27,7 @@ lesson_devnet    a real lesson's own devnet: where, stopping its runner, pausing
 lesson_runs      running a lesson: one at a time, on a devnet of its own or in the
                  simulator, stoppable, nothing left behind
 lessons          the lessons: the fork lab's built-in scenarios, their parameters, routes
+money            the money panel: an address's coins followed forward, by a running node
 app              the aiohttp application: the page, its state, its stream, its actions
 server           binding an address, the ready line, a clean stop
 static/          the page: ``index.html``, ``style.css``, ``js/*.js`` (ES modules)

@@ -41,9 +41,8 @@ from typing import Any
 
 import aiohttp
 
-from node.core.params import PRESETS
-from node.core.tx import COIN
 from node.dashboard.nodes import NodeApi, NodeEndpoint, NodeUnavailableError
+from node.dashboard.snapshot import chain_json, tree_json
 from node.dashboard.sources import Link, NetworkLayout, NodeSource, link
 from node.dashboard.tree import BlockTree, Status, TreeView, spread
 from node.rpc.jsonfmt import loads
@@ -500,8 +499,8 @@ class NetworkMonitor:
             "partition": [list(g) for g in self.layout.partition]
             if self.layout.partition
             else None,
-            "tree": _tree_json(view),
-            "chain": _chain_json(network, view.best_height),
+            "tree": tree_json(view),
+            "chain": chain_json(network, view.best_height),
             "spread": self._spread_json(view, connected),
             "actions": list(self.actions),
         }
@@ -572,53 +571,6 @@ class NetworkMonitor:
             "origin": latest.first_node,
             "hops": [{"from": h.source, "to": h.target, "ms": h.ms} for h in hops],
         }
-
-
-def _tree_json(view: TreeView) -> dict[str, Any]:
-    return {
-        "best": view.best,
-        "best_height": view.best_height,
-        "lanes": view.lanes,
-        "tips": dict(view.tips),
-        "collapsed": {
-            "below_height": view.collapsed.below_height,
-            "blocks": view.collapsed.blocks,
-            "stale": view.collapsed.stale,
-        },
-        "blocks": [
-            {
-                "hash": b.hash,
-                "height": b.height,
-                "prev": b.prev,
-                "time": b.time,
-                "txs": b.txs,
-                "status": b.status.value,
-                "lane": b.lane,
-                "first_node": b.first_node,
-                "seen_ms": dict(b.seen_ms),
-            }
-            for b in view.blocks
-        ],
-    }
-
-
-def _chain_json(network: str | None, height: int) -> dict[str, Any] | None:
-    """Supply issued against the cap, the subsidy and the next halving, from the presets."""
-    params = PRESETS.get(network or "")
-    if params is None:
-        return None
-    next_halving = (height // params.halving_interval + 1) * params.halving_interval
-    return {
-        "height": height,
-        "supply": params.supply_at(height),
-        "cap": params.supply_cap,
-        "subsidy": params.subsidy(height + 1),
-        "halvings": height // params.halving_interval,
-        "halving_interval": params.halving_interval,
-        "next_halving_height": next_halving,
-        "blocks_to_halving": next_halving - height,
-        "coin": COIN,
-    }
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
