@@ -24,7 +24,8 @@ Scenarios, on top of the simulator and of real node processes:
 - :mod:`~node.lab.declarations`, :mod:`~node.lab.steps`, :mod:`~node.lab.scenario`,
   :mod:`~node.lab.scenario_toml`: a scenario as frozen dataclasses and as a TOML file;
   :mod:`~node.lab.conditions`: what ``wait until`` and ``assert`` test;
-- :mod:`~node.lab.runner_sim`: a scenario in the simulator; :mod:`~node.lab.runner_real`,
+- :mod:`~node.lab.runner_sim`, :mod:`~node.lab.interrupts`: a scenario in the simulator, and
+  stopping it from another thread; :mod:`~node.lab.runner_real`,
   :mod:`~node.lab.real_limits`, :mod:`~node.lab.real_strategies`, :mod:`~node.lab.real_relay`:
   the same file on a devnet of real processes, attacks played by the runner as a pool's
   operator;

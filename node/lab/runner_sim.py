@@ -38,7 +38,6 @@ import asyncio
 import dataclasses
 import threading
 import time
-import types
 from collections import Counter
 from collections.abc import Callable
 
@@ -52,6 +51,7 @@ from node.lab import strategies
 from node.lab.analysis import FUNDING, ON_DEMAND, Analysis, BlockInfo, SentTx, TipView, analyse
 from node.lab.conditions import Condition, Evaluation, Facts, Needs, Value
 from node.lab.errors import SimulationError
+from node.lab.interrupts import Interrupter, StopWatch
 from node.lab.invariants import check_invariants, resolve
 from node.lab.mining import Miner
 from node.lab.network import LinkSpec
@@ -100,8 +100,6 @@ STEP_FAILURES = (SimulationError, WalletError, RuleError, AddressError)
 SETTLE_TIMEOUT = 3600.0
 CONNECT_TIMEOUT = 600.0
 POLLS_PER_WAIT = 2000
-STOP_POLL = 0.05
-"""Real seconds between two looks at the ``stop`` event by the thread that watches it."""
 
 
 class Crash(Exception):  # noqa: N818 (it is the event, not an error class of ours)
@@ -133,7 +131,7 @@ def run_scenario(
         analysis: Analysis | None = None
         duration = 0.0
         try:
-            async with deadline, _StopWatch(stop, runner.interrupt):
+            async with deadline, StopWatch(stop, runner.interrupt):
                 try:
                     await runner.setup()
                     await runner.run_steps()
@@ -222,64 +220,6 @@ def build_strategy(decl: MinerDecl) -> strategies.Strategy:
     return strategies.Honest()
 
 
-class _StopWatch:
-    """While the simulation runs, a thread that hands ``interrupt`` to its loop once ``stop``
-    is set (the loop cannot wait for a thread's event itself; it never blocks)."""
-
-    def __init__(self, stop: threading.Event | None, interrupt: Callable[[], None]) -> None:
-        self._stop = stop
-        self._interrupt = interrupt
-        self._done = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    async def __aenter__(self) -> None:
-        if self._stop is not None:
-            loop = asyncio.get_running_loop()
-            self._thread = threading.Thread(
-                target=self._watch, args=(self._stop, loop), name="forklab-sim-stop", daemon=True
-            )
-            self._thread.start()
-
-    async def __aexit__(self, *_exc: object) -> None:
-        self._done.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _watch(self, stop: threading.Event, loop: asyncio.AbstractEventLoop) -> None:
-        # Waits on the run's end, looking at ``stop`` between: the end wakes it at once.
-        while not self._done.wait(STOP_POLL):
-            if stop.is_set():
-                loop.call_soon_threadsafe(self._interrupt)
-                return
-
-
-class _Interruptible:
-    """The set-up or a step, cancelled by :meth:`SimRunner.interrupt` (and nothing else:
-    another cancellation goes on). ``happened`` says whether it was."""
-
-    def __init__(self, runner: SimRunner) -> None:
-        self.runner = runner
-        self.happened = False
-
-    def __enter__(self) -> _Interruptible:
-        self.runner._task = asyncio.current_task()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: types.TracebackType | None,
-    ) -> bool:
-        task, self.runner._task = self.runner._task, None
-        self.happened = self.runner.stopped
-        if not self.happened or task is None:
-            return False
-        if task.cancelling():
-            task.uncancel()  # the interrupt's cancellation, delivered (or swallowed on the way)
-        return exc_type is asyncio.CancelledError
-
-
 class SimRunner:
     """One scenario in one simulation: sets it up, runs its steps, and observes."""
 
@@ -297,10 +237,7 @@ class SimRunner:
         self.on_step = on_step
         self.on_step_start = on_step_start
         self.stop = stop
-        self.stopped = False
-        """Whether :meth:`interrupt` ended the run (set on the loop)."""
-        self._task: asyncio.Task[object] | None = None
-        """The task in an interruptible part (the set-up, a step), while it is in one."""
+        self.interrupts = Interrupter()
         self.outcomes: list[StepOutcome] = []
         self.sends: list[SentTx] = []
         self.txs: dict[str, Transaction] = {}
@@ -323,19 +260,22 @@ class SimRunner:
 
     # ------------------------------------------------------------------------------ setup
 
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`interrupt` ended the run (or ``stop`` was found set)."""
+        return self.interrupts.stopped
+
     def interrupt(self) -> None:
         """End the run (on the simulation's loop): cancel the set-up or the step under way."""
-        self.stopped = True
-        if self._task is not None:
-            self._task.cancel("the run was stopped")
+        self.interrupts.interrupt()
 
     def _stop_asked(self) -> bool:
         if self.stop is not None and self.stop.is_set():
-            self.stopped = True
+            self.interrupts.stopped = True
         return self.stopped
 
     async def setup(self) -> None:
-        with _Interruptible(self):
+        with self.interrupts.part():
             await self._setup()
 
     async def _setup(self) -> None:
@@ -382,7 +322,7 @@ class SimRunner:
             self.sim.note(f"step {index + 1}: {step.describe()}")
             if self.on_step_start is not None:
                 self.on_step_start(index, step)
-            with _Interruptible(self) as interrupted:
+            with self.interrupts.part() as interrupted:
                 try:
                     status, detail = await self._do(index, step)
                 except STEP_FAILURES as exc:
