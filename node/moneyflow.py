@@ -55,8 +55,9 @@ common inputs.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from node.core.block import Block
 from node.core.tx import OutPoint, Transaction
@@ -209,21 +210,6 @@ class _Output:
     spent_by: bytes | None = None
 
 
-@dataclass
-class _Tx:
-    txid: bytes
-    hop: int
-    height: int | None
-    block_hash: bytes | None
-    coinbase: bool
-    value_in: int
-    traced_in: int
-    fee: int
-    traced_fee: int
-    spends: tuple[OutPoint, ...]
-    outputs: list[OutPoint] = field(default_factory=list)
-
-
 class Tracer:
     """Builds a :class:`Trace`: feed it blocks in chain order, then mempool transactions.
 
@@ -244,7 +230,9 @@ class Tracer:
         self.max_hops = max_hops
         self.truncated = False
         self.blocks_scanned = 0
-        self._txs: list[_Tx] = []
+        self._txs: list[tuple[TracedTx, int]] = []
+        """Each transaction without its outputs (their spenders come later), and how many
+        outputs it has: they are in ``_outputs``."""
         self._outputs: dict[OutPoint, _Output] = {}
         self._received = 0
         self._recirculated = 0
@@ -288,7 +276,7 @@ class Tracer:
         traced_in = sum(p.traced for p in traced_parents)
         fee = value_in - total_out
         *shares, traced_fee = apportion(traced_in, [*(o.value for o in tx.outputs), fee])
-        record = _Tx(
+        record = TracedTx(
             tx.txid,
             hop,
             height,
@@ -299,6 +287,7 @@ class Tracer:
             fee,
             traced_fee,
             tuple(spends),
+            outputs=(),
         )
         for index, (out, share) in enumerate(zip(tx.outputs, shares, strict=True)):
             traced = share
@@ -306,47 +295,28 @@ class Tracer:
                 self._received += out.value
                 self._recirculated += share
                 traced = out.value
-            outpoint = OutPoint(tx.txid, index)
-            self._outputs[outpoint] = _Output(out.value, traced, out.pubkey_hash, hop)
-            record.outputs.append(outpoint)
-        self._txs.append(record)
+            self._outputs[OutPoint(tx.txid, index)] = _Output(
+                out.value, traced, out.pubkey_hash, hop
+            )
+        self._txs.append((record, len(tx.outputs)))
 
     def result(self) -> Trace:
         """The graph so far (the tracer may be fed more afterwards)."""
         txs = []
         unspent = fees = 0
-        for record in self._txs:
+        for record, count in self._txs:
             outputs = []
-            for outpoint in record.outputs:
-                out = self._outputs[outpoint]
+            for index in range(count):
+                out = self._outputs[OutPoint(record.txid, index)]
                 outputs.append(
                     TracedOutput(
-                        outpoint.txid,
-                        outpoint.index,
-                        out.value,
-                        out.traced,
-                        out.pubkey_hash,
-                        out.spent_by,
+                        record.txid, index, out.value, out.traced, out.pubkey_hash, out.spent_by
                     )
                 )
                 if out.spent_by is None:
                     unspent += out.traced
             fees += record.traced_fee
-            txs.append(
-                TracedTx(
-                    record.txid,
-                    record.hop,
-                    record.height,
-                    record.block_hash,
-                    record.coinbase,
-                    record.value_in,
-                    record.traced_in,
-                    record.fee,
-                    record.traced_fee,
-                    record.spends,
-                    tuple(outputs),
-                )
-            )
+            txs.append(dataclasses.replace(record, outputs=tuple(outputs)))
         return Trace(
             pubkey_hash=self.pubkey_hash,
             txs=tuple(txs),
