@@ -122,15 +122,12 @@ def trace_digest_line(events: Iterable[TraceEvent]) -> str | None:
     found: Counter[str] = Counter()
     switches = 0
     deepest = 0
-    published = 0
     for event in events:
         if event.kind is TraceKind.BLOCK_FOUND:
             found[str(event.get("miner", "?"))] += 1
         elif event.kind is TraceKind.REORG:
             switches += 1
             deepest = max(deepest, int(event.get("depth", 0) or 0))
-        elif event.kind is TraceKind.BLOCK_PUBLISHED and event.get("miner"):
-            published += 1
     parts = []
     if found:
         total = sum(found.values())
