@@ -21,7 +21,6 @@ from typing import Any
 
 from node.chainstate import ChainState
 from node.core.address import decode_address, encode_address
-from node.core.errors import AddressError
 from node.core.hashing import hash_hex
 from node.core.mempool import Mempool
 from node.core.tx import OutPoint
@@ -224,9 +223,7 @@ async def traceaddress(
     ``traced`` = received - recirculated = ``unspent`` + ``fees`` unless ``truncated``.
     """
     version = ctx.node.params.address_version
-    try:
-        pubkey_hash = decode_address(address, version)
-    except AddressError as exc:
-        raise RpcError(RpcCode.INVALID_ADDRESS_OR_KEY, f"Invalid address: {exc}") from None
+    # A bad address raises AddressError: the dispatcher answers it as -5 "Invalid address".
+    pubkey_hash = decode_address(address, version)
     trace, height, tip = await trace_address(ctx, pubkey_hash, max_txs, max_hops, include_mempool)
     return trace_json(trace, address, height, tip, version)
