@@ -365,10 +365,8 @@ class RealRunner:
             fee_rate=step.fee_rate,
         )
         label = step.label or f"send-{len(self.outcomes) + 1}"
-        self.txids[label] = hash_from_hex(txid)
-        self.sends.append(
-            SentTx(label, hash_from_hex(txid), step.sender, step.to, step.amount, via, self.now)
-        )
+        self.txids[label] = sent = hash_from_hex(txid)
+        self.sends.append(SentTx(label, sent, step.sender, step.to, step.amount, via, self.now))
 
     def address(self, target: str) -> str:
         """A scenario name as the devnet's address for it (miners' wallets are ``mK``)."""
