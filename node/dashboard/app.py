@@ -54,11 +54,11 @@ from node.dashboard.actions import (
     parse_action,
 )
 from node.dashboard.devnet_control import DevnetController
-from node.dashboard.guard import json_response, refusal
+from node.dashboard.guard import BodyError, json_object, json_response
 from node.dashboard.lesson_runs import LESSONS, LessonManager
 from node.dashboard.monitor import NetworkMonitor
 from node.dashboard.sources import DevnetSource, NodeSource, StaticSource
-from node.rpc.jsonfmt import dumps, loads
+from node.rpc.jsonfmt import dumps
 
 log = logging.getLogger("forklab.dashboard")
 
@@ -159,20 +159,12 @@ def static_files() -> dict[str, bytes]:
     return files
 
 
-_json = json_response
-
-
 def _depth(request: web.Request) -> int:
     try:
         depth = int(request.query.get("depth", DEFAULT_DEPTH))
     except ValueError:
         raise web.HTTPBadRequest(text="depth must be a whole number") from None
     return max(1, min(MAX_DEPTH, depth))
-
-
-def _trusted(request: web.Request) -> str | None:
-    """None if the request may act; else why not (:func:`node.dashboard.guard.refusal`)."""
-    return refusal(request, loopback=request.app[DASHBOARD].settings.loopback)
 
 
 class Handlers:
@@ -198,7 +190,7 @@ class Handlers:
         )
 
     async def state(self, request: web.Request) -> web.StreamResponse:
-        return _json(_state(request.app, _depth(request)))
+        return json_response(_state(request.app, _depth(request)))
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         depth = _depth(request)
@@ -245,17 +237,10 @@ class Handlers:
         return ws
 
     async def action(self, request: web.Request) -> web.StreamResponse:
-        refused = _trusted(request)
-        if refused is not None:
-            return _json({"ok": False, "error": refused}, 403)
-        if request.content_type != "application/json":
-            return _json({"ok": False, "error": "send the action as application/json"}, 415)
         try:
-            body = loads(await request.read())
-        except (ValueError, UnicodeDecodeError):
-            return _json({"ok": False, "error": "the body is not JSON"}, 400)
-        if not isinstance(body, dict):
-            return _json({"ok": False, "error": "the body must be a JSON object"}, 400)
+            body = await json_object(request, loopback=request.app[DASHBOARD].settings.loopback)
+        except BodyError as exc:
+            return json_response({"ok": False, "error": str(exc)}, exc.status)
         monitor = request.app[DASHBOARD].monitor
         controller = request.app[DASHBOARD].controller
         name = request.match_info["name"]
@@ -274,7 +259,7 @@ class Handlers:
                 raise ActionError(f"{name} needs a devnet (forklab devnet up)", status=409)
             command = await controller.command(action)
             if dry_run:
-                return _json({"ok": True, "command": command, "dry_run": True})
+                return json_response({"ok": True, "command": command, "dry_run": True})
             async with request.app[DASHBOARD].acting:
                 outcome = await controller.perform(action)
         except ActionError as exc:
@@ -282,10 +267,10 @@ class Handlers:
             if dry_run and exc.status != 404:
                 # A form being filled in is often not valid yet: the answer to "what would the
                 # command be?" is then "none, because...", not a failed request.
-                return _json({**entry, "error": str(exc), "dry_run": True})
+                return json_response({**entry, "error": str(exc), "dry_run": True})
             if not dry_run:
                 monitor.record_action(entry)
-            return _json({**entry, "error": str(exc)}, exc.status)
+            return json_response({**entry, "error": str(exc)}, exc.status)
         entry = {
             "action": action_name(action),
             "ok": True,
@@ -294,7 +279,7 @@ class Handlers:
         }
         monitor.record_action(entry)
         monitor.poll_soon()
-        return _json({**entry, "result": outcome.result})
+        return json_response({**entry, "result": outcome.result})
 
 
 def _state(app: web.Application, depth: int) -> dict[str, Any]:
