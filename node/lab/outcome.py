@@ -16,7 +16,8 @@ import enum
 from dataclasses import dataclass
 
 from node.lab.analysis import Analysis
-from node.lab.scenario import Scenario
+from node.lab.conditions import Evaluation
+from node.lab.scenario import Assert, Scenario
 
 
 class Status(enum.Enum):
@@ -103,3 +104,12 @@ def stopped_steps(scenario: Scenario, first: int, at: float) -> list[StepOutcome
         StepOutcome(index, step.kind, step.describe(), at, Status.STOPPED, STOPPED_BEFORE)
         for index, step in enumerate(scenario.steps[first:], first)
     ]
+
+
+def assert_outcome(step: Assert, evaluation: Evaluation) -> tuple[Status, str]:
+    """An ``assert`` step's status and detail (the values observed, after the step's message
+    if it failed): the same in both runners."""
+    detail = evaluation.describe()
+    if step.message and not evaluation.passed:
+        detail = f"{step.message} ({detail})"
+    return (Status.OK if evaluation.passed else Status.FAILED), detail

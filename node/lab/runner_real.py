@@ -64,7 +64,14 @@ from node.devnet.state import DevnetState
 from node.lab import real_strategies
 from node.lab.analysis import FUNDING, ON_DEMAND, Analysis, BlockInfo, SentTx, TipView, analyse
 from node.lab.conditions import Condition, Evaluation, Facts, Needs
-from node.lab.outcome import STOPPED_DURING, ScenarioResult, Status, StepOutcome, stopped_steps
+from node.lab.outcome import (
+    STOPPED_DURING,
+    ScenarioResult,
+    Status,
+    StepOutcome,
+    assert_outcome,
+    stopped_steps,
+)
 from node.lab.real_limits import unsupported as unsupported  # noqa: PLC0414 (re-exported)
 from node.lab.real_strategies import Links, RealStrategy, Stopped
 from node.lab.scenario import (
@@ -346,11 +353,7 @@ class RealRunner:
         elif isinstance(step, Wait):
             return self._wait(step)
         elif isinstance(step, Assert):
-            evaluation = self.evaluate(step.that)
-            detail = evaluation.describe()
-            if step.message and not evaluation.passed:
-                detail = f"{step.message} ({detail})"
-            return (Status.OK if evaluation.passed else Status.FAILED), detail
+            return assert_outcome(step, self.evaluate(step.that))
         else:
             assert isinstance(step, Note | SetShare)
         return Status.OK, ""

@@ -62,6 +62,7 @@ from node.lab.outcome import (
     ScenarioResult,
     Status,
     StepOutcome,
+    assert_outcome,
     stopped_steps,
 )
 from node.lab.scenario import (
@@ -372,11 +373,7 @@ class SimRunner:
         elif isinstance(step, Wait):
             return await self._wait(step)
         elif isinstance(step, Assert):
-            evaluation = await self.evaluate(step.that)
-            detail = evaluation.describe()
-            if step.message and not evaluation.passed:
-                detail = f"{step.message} ({detail})"
-            return (Status.OK if evaluation.passed else Status.FAILED), detail
+            return assert_outcome(step, await self.evaluate(step.that))
         else:
             assert isinstance(step, Note)
         return Status.OK, ""
