@@ -23,9 +23,10 @@ from blocktools import ChainBuilder, key, outputs_of, pkh
 from node.chainstate import ChainState, template_on_tip
 from node.core.mempool import Mempool
 from node.core.params import REGTEST
+from node.core.template import touches, without
 from node.core.tx import OutPoint, TxOut
 from node.core.validation import check_block
-from node.lab.mining import HashScheduler, Miner, grind, touches, without
+from node.lab.mining import HashScheduler, Miner, grind
 from node.lab.vtime import VirtualTimeLoop, run_virtual
 
 

@@ -27,11 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from node.core.block import Block
-from node.core.template import BlockTemplate, touches, without
-
-# A censoring pool's filter lives with the template builder, beside the node's own mining
-# policy, so real nodes and simulated pools censor alike; re-exported for the strategies.
-__all__ = ["NONCE_SPACE", "FoundCallback", "HashScheduler", "Miner", "grind", "touches", "without"]
+from node.core.template import BlockTemplate
 
 NONCE_SPACE = 1 << 32
 

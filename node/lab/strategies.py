@@ -38,14 +38,14 @@ from node.chainstate import ChainState
 from node.core.block import Block
 from node.core.errors import RuleError, WalletError
 from node.core.mempool import Mempool
+from node.core.template import BlockTemplate, touches, without
 from node.core.tx import OutPoint, Transaction
 from node.events import BlockConnected, BlockDisconnected, Event, TxAccepted
 from node.lab.errors import SimulationError
-from node.lab.mining import Miner, touches, without
+from node.lab.mining import Miner
 from node.wallet.payment import build_payment
 
 if TYPE_CHECKING:
-    from node.core.template import BlockTemplate
     from node.lab.nodes import SimNode
     from node.lab.sim import Simulation
 
