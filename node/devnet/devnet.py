@@ -143,7 +143,7 @@ class Devnet:
                     self._fund(state)
                     state = replace(state, funded=True)
                     save(self.paths, state)
-                self._wait_synced(state, "syncing")
+                convergence.wait_synced(self, state, "syncing")
                 state = self._start_miners(state, started)
                 save(self.paths, state)
             except BaseException:
@@ -312,21 +312,6 @@ class Devnet:
                 f"(coinbase maturity {params.coinbase_maturity})"
             )
 
-    # -------------------------------------------------------------------------------- sync
-
-    def synced(self, state: DevnetState) -> tuple[bool, str]:
-        """Whether the running nodes of each partition group share one tip and every allowed
-        link between running nodes is up; and a summary for people."""
-        return convergence.synced(self, state)
-
-    def _wait_synced(
-        self, state: DevnetState, label: str, timeout: float = convergence.SYNC_TIMEOUT
-    ) -> str:
-        return convergence.wait_synced(self, state, label, timeout)
-
-    def _wait_caught_up(self, state: DevnetState, name: str) -> int:
-        return convergence.wait_caught_up(self, state, name)
-
     # -------------------------------------------------------------------------------- down
 
     def down(self, *, wipe: bool = False) -> list[str]:
@@ -418,7 +403,9 @@ class Devnet:
                 self._undo(state, started)
                 raise
             # Started: a slow catch-up is reported, but does not stop the node again.
-            return self._wait_caught_up(state, name) if isinstance(entry, NodeEntry) else None
+            if isinstance(entry, NodeEntry):
+                return convergence.wait_caught_up(self, state, name)
+            return None
 
     def _pid(self, state: DevnetState, name: str) -> int:
         entry = state.process(name)
@@ -443,7 +430,7 @@ class Devnet:
             save(self.paths, state)
             # A policy change also resets every node's redial backoff: links come back at once.
             self._apply_policies(state)
-            return self._wait_synced(state, "healing") if wait else None
+            return convergence.wait_synced(self, state, "healing") if wait else None
 
     def latency(self, a: str, b: str, ms: int) -> None:
         if not 0 <= ms <= 600_000:
