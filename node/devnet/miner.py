@@ -47,9 +47,8 @@ from types import FrameType
 
 from miner import Backend, open_backend
 from miner.factory import BackendKind
-from miner.search import MIN_CHUNK, chunk_size, search_work  # noqa: F401 (names the tests use)
-from miner.work import TemplateWork
-from miner.work import template_from_gbt as template_from_json
+from miner.search import search_work
+from miner.work import TemplateWork, template_from_gbt
 from node.core.address import decode_address
 from node.core.block import Block
 from node.core.errors import AddressError, DecodeError, ForklabError
@@ -207,7 +206,7 @@ class PacedMiner:
         raw = client.call("getblocktemplate")
         self._online()
         try:
-            template = template_from_json(raw, payout, self.message)
+            template = template_from_gbt(raw, payout, self.message)
         except (DecodeError, ValueError, KeyError) as exc:
             log.error("%s: the node sent a template that is not a block: %s", self.name, exc)
             return None
