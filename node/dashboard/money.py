@@ -58,19 +58,8 @@ def _monitor(request: web.Request) -> NetworkMonitor:
     return request.app[dashboard_app.DASHBOARD].monitor
 
 
-def _network(monitor: NetworkMonitor) -> str | None:
-    """The network's name: the devnet's, or what the nodes said."""
-    if monitor.layout.network:
-        return monitor.layout.network
-    for name in monitor.endpoints():
-        status = monitor.status(name)
-        if status is not None and status.network:
-            return status.network
-    return None
-
-
 def _params(monitor: NetworkMonitor) -> NetworkParams | None:
-    network = _network(monitor)
+    network = monitor.network()
     return PRESETS.get(network) if network is not None else None
 
 
@@ -87,7 +76,7 @@ def wallet_addresses(monitor: NetworkMonitor) -> list[dict[str, str]]:
 
 async def _wallets(request: web.Request) -> web.StreamResponse:
     monitor = _monitor(request)
-    return json_response({"network": _network(monitor), "wallets": wallet_addresses(monitor)})
+    return json_response({"network": monitor.network(), "wallets": wallet_addresses(monitor)})
 
 
 async def _trace(request: web.Request) -> web.StreamResponse:

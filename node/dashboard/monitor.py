@@ -477,13 +477,17 @@ class NetworkMonitor:
         watch = self._watches.get(name)
         return watch.status if watch is not None else None
 
+    def network(self) -> str | None:
+        """The network's name: the devnet's, or what the nodes said."""
+        return self.layout.network or next(
+            (w.status.network for w in self._watches.values() if w.status.network), None
+        )
+
     def snapshot(self, depth: int) -> dict[str, Any]:
         """Everything the page draws, as JSON-ready data."""
         view = self.tree.view(depth)
         connected = self.connected_links()
-        network = self.layout.network or next(
-            (w.status.network for w in self._watches.values() if w.status.network), None
-        )
+        network = self.network()
         return {
             "network": network,
             "devnet_dir": str(self.layout.devnet_dir) if self.layout.devnet_dir else None,
