@@ -103,8 +103,10 @@ class Links:
         self._apply()
 
     def release(self, node: str) -> None:
-        self.isolated.discard(node)
-        self._apply()
+        """Let ``node`` rejoin the scenario's partition (nothing if it is not kept apart)."""
+        if node in self.isolated:
+            self.isolated.remove(node)
+            self._apply()
 
     def apart(self, a: str, b: str) -> bool:
         """Whether the scenario's partition separates ``a`` and ``b`` (isolation aside)."""
@@ -241,8 +243,7 @@ class OrphaningCensor(PolicyCensor):
         if own is not None:
             for block_hash in self._holding:
                 call_or(own, "reconsiderblock", hash_hex(block_hash), default=None)
-        if self.node in self.runner.links.isolated:
-            self.runner.links.release(self.node)
+        self.runner.links.release(self.node)
         super().end()
 
     def facts(self) -> dict[str, Value]:
@@ -353,8 +354,7 @@ class DoubleSpender(RealStrategy):
             runner.links.release(self.node)
 
     def end(self) -> None:
-        if self.node in self.runner.links.isolated:
-            self.runner.links.release(self.node)
+        self.runner.links.release(self.node)
 
     def abandoned(self, node: str, tip: BlockInfo) -> bool:
         return (
@@ -446,8 +446,7 @@ class SelfishPool(RealStrategy):
             self.public_height = max(self.public_height, _height(blocks[-1]))
 
     def end(self) -> None:
-        if self.node in self.runner.links.isolated:
-            self.runner.links.release(self.node)
+        self.runner.links.release(self.node)
 
 
 def _height(block: Block) -> int:
