@@ -160,12 +160,8 @@ class NetworkMonitor:
     # -- life cycle
 
     async def start(self) -> None:
-        """Read the layout and poll every node once (so the first page is complete), then run."""
-        await self._reconcile()
-        await asyncio.gather(*(self._poll_safely(w) for w in self._watches.values()))
-        self._update_links()
-        for watch in self._watches.values():
-            self._start_watch(watch)
+        """Watch every node, then follow the layout (:meth:`_run`)."""
+        await self._watch_all()
         self._task = asyncio.create_task(self._run())
 
     async def watch(self, source: NodeSource) -> None:
@@ -179,12 +175,16 @@ class NetworkMonitor:
             self.tree = BlockTree(keep_heights=self.tree.keep_heights)
             self.source = source
             self.layout = NetworkLayout(())
-            await self._reconcile()
-            await asyncio.gather(*(self._poll_safely(w) for w in self._watches.values()))
-            self._update_links()
-            for watch in self._watches.values():
-                self._start_watch(watch)
+            await self._watch_all()
         self._changed()
+
+    async def _watch_all(self) -> None:
+        """Watch each node of the layout, polled once first (so the first page is complete)."""
+        await self._reconcile()
+        await asyncio.gather(*(self._poll_safely(w) for w in self._watches.values()))
+        self._update_links()
+        for watch in self._watches.values():
+            self._start_watch(watch)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -18,7 +18,7 @@ key                value
 ``scenario``       name; ``title``, ``backend`` (simulator, real), ``seed``
 ``passed``         no failed step, no violated invariant, no crash; ``crash``: null or why
 ``steps``          ``[{step, do, description, at, status, detail}]``, ``step`` from 1,
-                   ``status`` ok/failed/skipped, ``at`` in seconds of the scenario
+                   ``status`` ok/failed/skipped/stopped, ``at`` in seconds of the scenario
 ``invariants``     ``[{name, ok, problems}]``
 ``chain``          ``height``, ``tip``, ``blocks``, ``stale_blocks``, ``stale_rate``,
                    ``supply``, ``supply_cap``, ``subsidy`` (coins as strings, 8 decimals)
@@ -48,6 +48,7 @@ from node.core.params import NetworkParams
 from node.core.tx import COIN
 from node.lab.analysis import Analysis, BlockInfo
 from node.lab.outcome import ScenarioResult, Status
+from node.lab.scenario import format_coins
 
 CONTEXT = 1
 """Heights shown on either side of a fork when long stretches are folded."""
@@ -189,16 +190,15 @@ def _steps(result: ScenarioResult) -> Iterator[str]:
 
 
 def _summary(a: Analysis, params: NetworkParams) -> list[str]:
-    supply = amount(a.supply).rstrip("0").rstrip(".") if a.supply is not None else "unknown"
-    cap = amount(params.supply_cap).rstrip("0").rstrip(".")
+    supply = format_coins(a.supply) if a.supply is not None else "unknown"
     reorg_count = sum(n for _, n in a.reorgs)
     depths = ", ".join(f"depth {d} x{n}" for d, n in a.reorgs) or "none"
     lines = [
         f"chain       height {a.height}, tip {short(a.tip)}; {len(a.blocks)} blocks found, "
         f"{len(a.stale)} stale (stale rate {a.stale_rate:.3f} after funding)",
         f"reorgs      {reorg_count}: {depths}",
-        f"coins       {supply} in existence of a cap of {cap}; next subsidy "
-        f"{amount(params.subsidy(a.height + 1)).rstrip('0').rstrip('.')}",
+        f"coins       {supply} in existence of a cap of {format_coins(params.supply_cap)}; "
+        f"next subsidy {format_coins(params.subsidy(a.height + 1))}",
     ]
     if a.propagation:
         lines.append(
