@@ -113,6 +113,10 @@ class MetricSpec:
     compute: Compute
     tree: bool = False
     """Whether it reads the block tree."""
+    boolean: bool = False
+    """A truth value (stands alone, or compares with == or != only), not a number."""
+    gather: Callable[[tuple[str, ...]], Needs] | None = None
+    """What else a runner must gather for it, given its arguments."""
 
     @property
     def signature(self) -> str:
@@ -120,14 +124,8 @@ class MetricSpec:
         return f"{self.name}({', '.join(parts)})" if parts else self.name
 
     def needs(self, args: tuple[str, ...]) -> Needs:
-        if self.name == "peers":
-            return Needs(peers=frozenset(args))
-        if self.name == "confirmations":
-            node = args[1] if len(args) > 1 else ""
-            return Needs(tree=True, confirmations=frozenset({(args[0], node)}))
-        if self.name in STRATEGY_FACTS:
-            return Needs(strategy=frozenset({(args[0], self.name)}))
-        return Needs(tree=self.tree)
+        needs = Needs(tree=self.tree)
+        return needs if self.gather is None else needs | self.gather(args)
 
 
 def _coins(units: int) -> float:
@@ -145,11 +143,16 @@ def _height(facts: Facts, args: tuple[str, ...]) -> int:
     return max((tip.height for tip in facts.tips.values()), default=0)
 
 
+def _confirmations_key(args: tuple[str, ...]) -> tuple[str, str]:
+    """(label, node) for ``confirmations(label[, node])``; node "" for the best chain."""
+    return args[0], args[1] if len(args) > 1 else ""
+
+
 def _confirmations(facts: Facts, args: tuple[str, ...]) -> int:
-    node = args[1] if len(args) > 1 else ""
+    label, node = _confirmations_key(args)
     if node:
-        return facts.confirmations.get((args[0], node), 0)
-    return facts.require_analysis().confirmations_of(args[0])
+        return facts.confirmations.get((label, node), 0)
+    return facts.require_analysis().confirmations_of(label)
 
 
 def _miner(facts: Facts, name: str) -> tuple[int, int, float]:
@@ -181,19 +184,39 @@ def _traced(facts: Facts, args: tuple[str, ...]) -> float:
     return _coins(units)
 
 
-STRATEGY_FACTS = ("attack_succeeded", "refused_blocks")
+def _strategy_fact(name: str, help: str, default: Value) -> MetricSpec:
+    """A metric a miner's strategy reports (:attr:`Facts.strategy`)."""
+    return MetricSpec(
+        name,
+        (Arg.MINER,),
+        (),
+        help,
+        lambda f, a: f.strategy.get((a[0], name), default),
+        boolean=isinstance(default, bool),
+        gather=lambda a: Needs(strategy=frozenset({(a[0], name)})),
+    )
+
 
 _N, _M, _L, _W = Arg.NODE, Arg.MINER, Arg.LABEL, Arg.WALLET
 
 METRICS: dict[str, MetricSpec] = {
     spec.name: spec
     for spec in (
-        MetricSpec("converged", (), (), "every running node is on one tip", _converged),
+        MetricSpec(
+            "converged", (), (), "every running node is on one tip", _converged, boolean=True
+        ),
         MetricSpec(
             "height", (), (_N,), "height of the best tip, or of a node's tip (-1: down)", _height
         ),
         MetricSpec("nodes_up", (), (), "running nodes", lambda f, _a: len(f.tips)),
-        MetricSpec("peers", (_N,), (), "a node's connections", lambda f, a: f.peers.get(a[0], 0)),
+        MetricSpec(
+            "peers",
+            (_N,),
+            (),
+            "a node's connections",
+            lambda f, a: f.peers.get(a[0], 0),
+            gather=lambda a: Needs(peers=frozenset(a)),
+        ),
         MetricSpec(
             "blocks",
             (),
@@ -260,6 +283,8 @@ METRICS: dict[str, MetricSpec] = {
             (_N,),
             "confirmations of a labelled transaction on the best chain, or a node's",
             _confirmations,
+            tree=True,
+            gather=lambda a: Needs(confirmations=frozenset({_confirmations_key(a)})),
         ),
         MetricSpec(
             "supply",
@@ -287,20 +312,10 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("subsidy", (), (), "the next block's subsidy, in coins", _subsidy),
         MetricSpec("halvings", (), (), "halvings before the next block", _halvings),
         MetricSpec("errors", (), (), "errors the nodes logged", lambda f, _a: f.errors),
-        MetricSpec(
-            "attack_succeeded",
-            (_M,),
-            (),
-            "a double-spend attacker's merchant lost the payment",
-            lambda f, a: f.strategy.get((a[0], "attack_succeeded"), False),
+        _strategy_fact(
+            "attack_succeeded", "a double-spend attacker's merchant lost the payment", False
         ),
-        MetricSpec(
-            "refused_blocks",
-            (_M,),
-            (),
-            "blocks a censoring miner refused to build on",
-            lambda f, a: f.strategy.get((a[0], "refused_blocks"), 0),
-        ),
+        _strategy_fact("refused_blocks", "blocks a censoring miner refused to build on", 0),
         MetricSpec("time", (), (), "seconds since the scenario started", lambda f, _a: f.time),
     )
 }
@@ -471,25 +486,18 @@ def _comparison(tokens: list[str], position: int, text: str) -> tuple[Comparison
         right, position = _operand(tokens, position + 1, text)
         _check_types(left, right, op, text)
         return Comparison(left, op, right), position
-    if isinstance(left, Literal) or not _is_boolean(left):
+    if isinstance(left, Literal) or not left.spec.boolean:
         raise ConditionError(
             f"{text!r}: {left} alone is not true or false; compare it (for example {left} >= 1)"
         )
     return Comparison(left), position
 
 
-_BOOLEAN_METRICS = frozenset({"converged", "attack_succeeded"})
-
-
-def _is_boolean(metric: Metric) -> bool:
-    return metric.name in _BOOLEAN_METRICS
-
-
 def _check_types(left: Operand, right: Operand, op: str, text: str) -> None:
     def boolean(operand: Operand) -> bool:
         if isinstance(operand, Literal):
             return isinstance(operand.value, bool)
-        return _is_boolean(operand)
+        return operand.spec.boolean
 
     if boolean(left) != boolean(right):
         raise ConditionError(f"{text!r}: {left} {op} {right} compares a truth value with a number")
