@@ -223,7 +223,7 @@ class LessonRun:
         out: dict[str, Any] = {
             "id": self.id,
             "lesson": self.lesson.name,
-            "title": self.lesson.scenario.title or self.lesson.name,
+            "title": self.lesson.title,
             "backend": self.backend.value,
             "reasons": self.reasons,
             "params": self.params.as_json(),
@@ -268,7 +268,7 @@ class LessonManager:
             return None
         return {
             "name": run.lesson.name,
-            "title": run.as_json(lines=False)["title"],
+            "title": run.lesson.title,
             "devnet_dir": str(run.devnet_dir) if run.devnet_dir else None,
         }
 

@@ -130,6 +130,10 @@ class Lesson:
         return self.scenario.name
 
     @property
+    def title(self) -> str:
+        return self.scenario.title or self.name
+
+    @property
     def protagonist(self) -> MinerDecl | None:
         """The one miner with a strategy, whose share the form offers; None if not exactly one
         (or if it is the only miner: nobody would take up the rest)."""
@@ -251,7 +255,7 @@ class Lesson:
         reasons = unsupported(self.scenario)
         return {
             "name": self.name,
-            "title": self.scenario.title or self.name,
+            "title": self.title,
             "explanation": " ".join(self.scenario.explanation.split()),
             "backend": (Backend.SIMULATED if reasons else Backend.REAL).value,
             "reasons": reasons,
