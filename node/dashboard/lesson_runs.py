@@ -170,7 +170,10 @@ class LessonRun:
         self.id = run_id
         self.lesson = lesson
         self.params = params
-        self.scenario = scenario
+        self.probe = _probe(lesson)
+        """The check appended to learn whether the attack worked (None: no attack to judge)."""
+        self.scenario = _with_probe(scenario, self.probe)
+        """What runs: the lesson's scenario with the chosen share, and the probe last."""
         self.backend = backend
         self.reasons = reasons
         self.status = RunStatus.STARTING
@@ -342,15 +345,14 @@ class LessonManager:
                 result = await self._run_real(run)
             else:
                 result = await self._run_simulated(run)
-            probe = _probe(run.lesson)
             if result.stopped:
                 run.say("setup", "The lesson was stopped.")
             run.summary = lesson_story.summarise(
-                result, probe=probe, svg=run.backend is Backend.SIMULATED
+                result, probe=run.probe, svg=run.backend is Backend.SIMULATED
             )
             for headline in run.summary.headlines:
                 run.say("summary", headline)
-            if run.params.runs and probe is not None and not run.stop_flag.is_set():
+            if run.params.runs and run.probe is not None and not run.stop_flag.is_set():
                 run.set_status(RunStatus.MEASURING)
                 run.rate = await self._measure_rate(run)
                 run.say("summary", run.rate.headline())
@@ -367,13 +369,12 @@ class LessonManager:
         why = "; ".join(run.reasons)
         run.say("setup", f"Simulated (virtual time, seed {run.params.seed}): {why}.")
         run.set_status(RunStatus.RUNNING)
-        scenario = _with_probe(run.scenario, _probe(run.lesson))
         tell = run.teller(asyncio.get_running_loop())
         trace = Trace(keep=True)
-        story = _StepStory(scenario, tell, trace)
+        story = _StepStory(run.scenario, tell, trace)
         return await asyncio.to_thread(
             run_scenario,
-            scenario,
+            run.scenario,
             seed=run.params.seed,
             trace=trace,
             on_step=story.on_step,
@@ -402,10 +403,9 @@ class LessonManager:
             await asyncio.to_thread(take_down, devnet)  # stopped leftovers (start() checked)
             await monitor.watch(DevnetSource(workdir))
             narrator = asyncio.create_task(self._narrate(run))
-            scenario = _with_probe(run.scenario, _probe(run.lesson))
-            story = _StepStory(scenario, tell, None)
+            story = _StepStory(run.scenario, tell, None)
             runner = RealRunner(
-                scenario,
+                run.scenario,
                 devnet,
                 block_time=run.params.block_time,
                 on_step=story.on_step,
@@ -456,9 +456,8 @@ class LessonManager:
 
     async def _measure_rate(self, run: LessonRun) -> AttackRate:
         """The same scenario over more seeds in the simulator: how often the attack works."""
-        probe = _probe(run.lesson)
-        assert probe is not None
-        scenario = _with_probe(run.scenario, probe)
+        assert run.probe is not None  # the last step's outcome is the attack's
+        scenario = run.scenario
         miner = run.lesson.protagonist
         assert miner is not None
         share = next(m.share for m in scenario.miners if m.name == miner.name)
