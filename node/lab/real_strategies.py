@@ -201,8 +201,7 @@ class OrphaningCensor(PolicyCensor):
         self.give_up_after = spec.give_up_after
         params = runner.params
         self.censored = frozenset(decode_address(a, params.address_version) for a in self.addresses)
-        payout = devnet_wallets.wallet(params, runner.names.wallet(self.miner)).change_pubkey_hash
-        self.relay = Relay(runner, self.node, payout)
+        self.relay = Relay(runner, self.node, runner.wallet(self.miner).change_pubkey_hash)
         self.refused: list[bytes] = []
         self._holding: list[bytes] = []
 
@@ -280,7 +279,7 @@ class DoubleSpender(RealStrategy):
     def _begin(self, own: RpcClient) -> None:
         runner, spec = self.runner, self.spec
         params = runner.params
-        wallet = devnet_wallets.wallet(params, runner.names.wallet(self.miner))
+        wallet = runner.wallet(self.miner)
         (pubkey_hash,) = wallet.pubkey_hashes
         state = runner.devnet.state()
         port = state.node(runner.names.node(self.node)).rpc_port
@@ -387,8 +386,7 @@ class SelfishPool(RealStrategy):
     def __init__(self, runner: RealRunner, miner: MinerDecl, spec: Selfish) -> None:
         super().__init__(runner, miner)
         self.publish_via = spec.publish_via
-        wallet = devnet_wallets.wallet(runner.params, runner.names.wallet(self.miner))
-        self.relay = Relay(runner, self.node, wallet.change_pubkey_hash)
+        self.relay = Relay(runner, self.node, runner.wallet(self.miner).change_pubkey_hash)
         self.branch: list[Block] = []
         """The pool's blocks since the chains last agreed, oldest first."""
         self.published: set[bytes] = set()

@@ -248,10 +248,6 @@ class RealRunner:
             with contextlib.suppress(DevnetError):
                 self.devnet.kill(miner.name, term=True)
 
-    def _start_miners(self) -> None:
-        for miner in self.devnet.state().miners:
-            self.devnet.restart(miner.name)
-
     def _latency(self, a: str, b: str, seconds: float) -> None:
         ms = min(600_000, round(seconds * self.scale * 1000))
         self.devnet.latency(self.names.node(a), self.names.node(b), ms)
@@ -375,7 +371,11 @@ class RealRunner:
         """A scenario name as the devnet's address for it (miners' wallets are ``mK``)."""
         if not NAME.fullmatch(target):
             return target  # an address already (the scenario checked it)
-        return devnet_wallets.address(self.params, self.names.wallet(target))
+        return self.wallet(target).addresses()[0]
+
+    def wallet(self, name: str) -> Wallet:
+        """The devnet's wallet of a scenario name (a miner's is the devnet miner's)."""
+        return devnet_wallets.wallet(self.params, self.names.wallet(name))
 
     def _mine(self, step: Mine) -> None:
         if step.node is not None:
@@ -408,7 +408,8 @@ class RealRunner:
 
     @contextlib.contextmanager
     def _mining(self) -> Iterator[None]:
-        self._start_miners()
+        for miner in self.devnet.state().miners:
+            self.devnet.restart(miner.name)
         try:
             yield
         finally:
@@ -455,13 +456,14 @@ class RealRunner:
         return self._clients().get(name)
 
     def _learn_payees(self, state: DevnetState) -> None:
-        for name, devnet_name in self.names.miners.items():
-            self._payees[_pubkey_hash(self.params, devnet_name)] = name
+        for name in self.names.miners:
+            self._payees[self.wallet(name).change_pubkey_hash] = name
         for name in self.scenario.node_names:
             self._payees[_on_demand(self.params, name).change_pubkey_hash] = f"{ON_DEMAND}{name}"
         self._wallets = frozenset(state.wallets)
         for wallet in state.wallets:
-            self._payees.setdefault(_pubkey_hash(self.params, wallet), wallet)
+            payee = devnet_wallets.wallet(self.params, wallet).change_pubkey_hash
+            self._payees.setdefault(payee, wallet)
 
     def tips(self) -> dict[str, TipView]:
         tips = {}
@@ -589,10 +591,6 @@ class RealRunner:
                 if on_chain:
                     return height - block.height + 1
         return 0
-
-
-def _pubkey_hash(params: NetworkParams, wallet: str) -> bytes:
-    return devnet_wallets.wallet(params, wallet).change_pubkey_hash
 
 
 def _on_demand(params: NetworkParams, node: str) -> Wallet:
