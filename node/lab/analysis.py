@@ -152,10 +152,8 @@ class Analysis:
         if source_hash is None or holder_hash is None:
             return 0
         chain = sorted((b for b in self.blocks if b.hash in self.main), key=lambda b: b.height)
-        if chain and chain[0].height != 1:
-            return None
-        blocks = [(b.height, b.block) for b in chain if b.block is not None]
-        if len(blocks) != len(chain):
+        blocks = _replayable(chain)
+        if blocks is None:
             return None
         # A run's chain is small, and a bound would make the number wrong: none.
         trace = trace_blocks(source_hash, blocks, max_txs=sys.maxsize, max_hops=sys.maxsize)
@@ -322,16 +320,24 @@ def _confirmation(sent: SentTx, chain: Sequence[BlockInfo], height: int) -> TxCo
     return TxConfirmation(sent.label, sent.txid, sent.sent_at, None, None, 0)
 
 
+def _replayable(chain: Sequence[BlockInfo]) -> list[tuple[int, Block]] | None:
+    """(height, block) of ``chain`` (oldest first), if it can be replayed: it starts at block 1
+    and every block of it is known; else None."""
+    blocks = [(b.height, b.block) for b in chain if b.block is not None]
+    if len(blocks) != len(chain) or (chain and chain[0].height != 1):
+        return None
+    return blocks
+
+
 def _supply(chain: Sequence[BlockInfo]) -> int | None:
     """The value of the unspent outputs of ``chain``, replayed from block 1; None if a block is
     missing (the genesis output is never spendable, as in Bitcoin, so it does not count)."""
-    if not chain or chain[0].height != 1:
-        return 0 if not chain else None
+    blocks = _replayable(chain)
+    if blocks is None:
+        return None
     unspent: dict[OutPoint, int] = {}
-    for info in chain:
-        if info.block is None:
-            return None
-        for tx in info.block.transactions:
+    for _, block in blocks:
+        for tx in block.transactions:
             if not tx.is_coinbase():
                 for txin in tx.inputs:
                     unspent.pop(txin.prevout, None)
