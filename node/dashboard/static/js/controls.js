@@ -125,7 +125,6 @@ export class Controls {
   }
 }
 
-
 function copyText(text) {
   // The clipboard API needs a secure context; loopback is one, a classroom LAN may not be.
   if (navigator.clipboard && window.isSecureContext) {

@@ -214,7 +214,6 @@ class LessonsPanel {
     }
     this.adopt(run);
     this.addLines(message.lines, 0);
-    this.renderRun();
   }
 
   buildRun() {
@@ -361,8 +360,6 @@ function field(parameter) {
   }
   return html("label", { class: `param ${parameter.kind}`, for: id }, `${parameter.label} `, input);
 }
-
-
 
 if (root) {
   const panel = new LessonsPanel(root);

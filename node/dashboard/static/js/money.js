@@ -264,7 +264,6 @@ class MoneyPanel {
   }
 }
 
-
 if (root) {
   const panel = new MoneyPanel(root);
   panel.loadWallets();
