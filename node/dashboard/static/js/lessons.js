@@ -34,6 +34,7 @@ class LessonsPanel {
     this.run = null;
     this.nextLine = 0;
     this.refreshing = null;
+    this.again = false;
     this.tabs = html("nav", { class: "lesson-tabs", role: "tablist", "aria-label": "lessons" });
     this.detail = html("div", { class: "lesson-detail" });
     this.runView = html("section", { class: "lesson-run", "aria-live": "polite", hidden: "" });
@@ -173,11 +174,18 @@ class LessonsPanel {
   // -- the run
 
   async refresh() {
-    // One read at a time; a read asked for meanwhile runs after it.
-    if (this.refreshing) return this.refreshing;
+    // One read at a time; a read asked for meanwhile runs after it (a line missed while the
+    // first read was answered would otherwise stay missing if no line came after it).
+    if (this.refreshing) {
+      this.again = true;
+      return this.refreshing;
+    }
     this.refreshing = (async () => {
-      const reply = await getJson("/api/lessons/current");
-      if (reply) this.adopt(reply.run, true);
+      do {
+        this.again = false;
+        const reply = await getJson("/api/lessons/current");
+        if (reply) this.adopt(reply.run, true);
+      } while (this.again);
     })();
     try {
       await this.refreshing;
