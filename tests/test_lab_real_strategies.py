@@ -115,6 +115,16 @@ def devnet(tmp_path: Path) -> Iterator[Devnet]:
         devnet.down(wipe=True)
 
 
+def run_passing(text: str, devnet: Devnet) -> RealRunner:
+    """The scenario ``text`` run on ``devnet`` (made for it), every step of it passed."""
+    runner = RealRunner(parse_scenario(text), devnet, block_time=BLOCK_TIME)
+    runner.start(1)
+    result = runner.run(1)
+    failures = [f"step {s.index + 1}: {s.description}: {s.detail}" for s in result.failed_steps]
+    assert result.passed, "\n".join(failures)
+    return runner
+
+
 DOUBLE_SPEND_THROUGH_A_PARTITION = scenario_text(
     "double-spend",
     ATTACK + "\nconfirmations = 2\ngive_up_behind = 50",
@@ -167,13 +177,7 @@ message = "the released branch took the merchant's confirmations away"
 def test_a_double_spend_on_real_nodes_keeps_its_node_apart_through_partition_and_heal(
     devnet: Devnet,
 ) -> None:
-    runner = RealRunner(
-        parse_scenario(DOUBLE_SPEND_THROUGH_A_PARTITION), devnet, block_time=BLOCK_TIME
-    )
-    runner.start(1)
-    result = runner.run(1)
-    failures = [f"step {s.index + 1}: {s.description}: {s.detail}" for s in result.failed_steps]
-    assert result.passed, "\n".join(failures)
+    runner = run_passing(DOUBLE_SPEND_THROUGH_A_PARTITION, devnet)
 
     attacker = runner.strategies["pool"]
     assert isinstance(attacker, real_strategies.DoubleSpender)
@@ -257,11 +261,7 @@ mining = true
 
 
 def test_an_orphaning_censor_refuses_the_block_that_confirms_the_donation(devnet: Devnet) -> None:
-    runner = RealRunner(parse_scenario(ORPHANING), devnet, block_time=BLOCK_TIME)
-    runner.start(1)
-    result = runner.run(1)
-    failures = [f"step {s.index + 1}: {s.description}: {s.detail}" for s in result.failed_steps]
-    assert result.passed, "\n".join(failures)
+    runner = run_passing(ORPHANING, devnet)
 
     censor = runner.strategies["pool"]
     assert isinstance(censor, real_strategies.OrphaningCensor)
@@ -340,11 +340,7 @@ message = "the race the honest block started, the pool won with its next block"
 
 
 def test_a_selfish_pool_follows_the_state_machine_on_real_nodes(devnet: Devnet) -> None:
-    runner = RealRunner(parse_scenario(SELFISH), devnet, block_time=BLOCK_TIME)
-    runner.start(1)
-    result = runner.run(1)
-    failures = [f"step {s.index + 1}: {s.description}: {s.detail}" for s in result.failed_steps]
-    assert result.passed, "\n".join(failures)
+    runner = run_passing(SELFISH, devnet)
     pool = runner.strategies["selfish"]
     assert isinstance(pool, real_strategies.SelfishPool)
     assert len(pool.published) == 4 and pool.branch == []
