@@ -15,10 +15,11 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
+
+from mining_harness import alive
 
 from node.devnet.state import DevnetPaths, load
 from node.lab import report
@@ -214,14 +215,5 @@ def test_a_real_run_stopped_mid_wait_takes_its_devnet_down(tmp_path: Path) -> No
     assert ended - started < 60, "ten hours of the scenario at 2 s a block would take 2 min"
     # The wait notices within a look at the network; the rest is the devnet's teardown.
     assert ended - at[0] < 15, f"the run ended {ended - at[0]:.1f} s after the stop"
-    assert pids and not any(_alive(pid) for pid in pids)
+    assert pids and not any(alive(pid) for pid in pids)
     assert list(tmp_path.iterdir()) == [], "the devnet was taken down and wiped"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
