@@ -485,10 +485,7 @@ def _whole(text: str) -> int:
 
 
 def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    value = _whole(text)
     if value < 100:
         raise argparse.ArgumentTypeError(f"at least 100 blocks make a measurement, not {value}")
     return value
