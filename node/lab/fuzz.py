@@ -38,7 +38,6 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from node.lab.analysis import FUNDING
 from node.lab.invariants import DEFAULT_INVARIANTS
 from node.lab.outcome import ScenarioResult
 from node.lab.runner_sim import run_scenario
@@ -81,13 +80,16 @@ CRASH = "crash"
 class FuzzRun:
     seed: int
     scenario: Scenario
-    invariants: tuple[str, ...]
     violations: tuple[tuple[str, tuple[str, ...]], ...]
     """(invariant, problems) for each invariant that did not hold."""
     crash: str | None
     trace_digest: str | None
     blocks: int
     wall_seconds: float
+
+    @property
+    def invariants(self) -> tuple[str, ...]:
+        return self.scenario.invariants
 
     @property
     def failed(self) -> bool:
@@ -340,11 +342,10 @@ def run_case(scenario: Scenario, seed: int | None = None) -> FuzzRun:
     return FuzzRun(
         seed=run_seed,
         scenario=scenario,
-        invariants=scenario.invariants,
         violations=tuple((i.name, i.problems) for i in result.violations) if result else (),
         crash=crash,
         trace_digest=result.trace_digest if result else None,
-        blocks=sum(1 for b in result.analysis.blocks if b.miner != FUNDING) if result else 0,
+        blocks=len(result.analysis.mined) if result else 0,
         wall_seconds=time.perf_counter() - started,
     )
 
