@@ -45,8 +45,8 @@ from node.core.address import decode_address
 from node.core.errors import AddressError, DecodeError, ForklabError
 from node.core.hashing import hash_from_hex, hash_hex
 from node.core.params import params_for
-from node.rpc.auth import AuthError, basic_auth_header, read_cookie
-from node.rpc.client import RpcCallError, RpcConnectionError
+from node.rpc.auth import AuthError, basic_auth_header, read_cookie, read_cookie_file
+from node.rpc.client import RpcCallError, RpcConnectionError, call_error
 from node.rpc.errors import RpcCode
 from node.rpc.jsonfmt import dumps, loads
 from node.rpc.work import getwork_data, header_from_getwork
@@ -76,18 +76,7 @@ def datadir_credentials(datadir: Path) -> Credentials:
 
 def cookie_file_credentials(path: Path) -> Credentials:
     """The cookie in the file ``path`` (``user:password``), read anew at every request."""
-
-    def read() -> tuple[str, str]:
-        try:
-            text = path.read_text(encoding="ascii").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise AuthError(f"cannot read the RPC cookie {path}: {exc}") from exc
-        user, sep, password = text.partition(":")
-        if not sep or not password:
-            raise AuthError(f"the RPC cookie {path} is malformed")
-        return user, password
-
-    return read
+    return lambda: read_cookie_file(path)
 
 
 class RpcTimeoutError(RpcConnectionError):
@@ -159,9 +148,7 @@ class NodeRpc:
             raise RpcConnectionError(f"{self.url}: the reply is not a JSON-RPC object")
         error = reply.get("error")
         if error:
-            code = error.get("code") if isinstance(error, dict) else None
-            message = error.get("message") if isinstance(error, dict) else error
-            raise RpcCallError(code if isinstance(code, int) else -1, str(message))
+            raise call_error(error)
         return reply.get("result")
 
     async def close(self) -> None:

@@ -122,12 +122,20 @@ def read_cookie(datadir: Path) -> tuple[str, str]:
     """The ``(user, password)`` in a data directory's cookie file, for clients."""
     path = datadir / COOKIE_FILE
     try:
+        return read_cookie_file(path)
+    except AuthError as exc:
+        if isinstance(exc.__cause__, FileNotFoundError):
+            raise AuthError(
+                f"no RPC cookie at {path}: is a node running with this data directory? "
+                "(or pass --rpc-user and --rpc-password)"
+            ) from None
+        raise
+
+
+def read_cookie_file(path: Path) -> tuple[str, str]:
+    """The ``(user, password)`` in a cookie file (``user:password``) wherever it is."""
+    try:
         text = path.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        raise AuthError(
-            f"no RPC cookie at {path}: is a node running with this data directory? "
-            "(or pass --rpc-user and --rpc-password)"
-        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise AuthError(f"cannot read the RPC cookie {path}: {exc}") from exc
     user, sep, password = text.partition(":")

@@ -94,7 +94,7 @@ class RpcClient:
             if reply is None:
                 raise RpcConnectionError(f"{self.url}: no reply for batch item {n}")
             error = reply.get("error")
-            results.append(_call_error(error) if error else reply.get("result"))
+            results.append(call_error(error) if error else reply.get("result"))
         return results
 
     def _call(self, method: str, params: list[Any] | dict[str, Any], timeout: float | None) -> Any:
@@ -105,7 +105,7 @@ class RpcClient:
             raise RpcConnectionError(f"{self.url}: the reply is not a JSON-RPC object")
         error = reply.get("error")
         if error:
-            raise _call_error(error)
+            raise call_error(error)
         return reply.get("result")
 
     def _post(self, body: str, timeout: float | None) -> tuple[int, bytes]:
@@ -143,7 +143,8 @@ class RpcClient:
             ) from None
 
 
-def _call_error(error: Any) -> RpcCallError:
+def call_error(error: Any) -> RpcCallError:
+    """A JSON-RPC reply's ``error`` member as the exception a client raises."""
     if isinstance(error, dict):
         code = error.get("code")
         return RpcCallError(code if isinstance(code, int) else -1, str(error.get("message")))
