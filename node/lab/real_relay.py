@@ -144,7 +144,8 @@ class Relay:
         """Hand ``blocks`` (oldest first) to the neighbours and to nodes ``also``."""
         targets = [*self.reachable(), *(n for n in also if n not in self.neighbours)]
         for block in blocks:
+            raw = block.serialize().hex()
             for name in targets:
                 client = self.runner.client(name)
                 if client is not None:
-                    call_or(client, "submitblock", block.serialize().hex(), default=None)
+                    call_or(client, "submitblock", raw, default=None)
