@@ -13,11 +13,12 @@ What this module does not do: run (the runners do) or render (:mod:`node.lab.rep
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from node.lab.analysis import Analysis
 from node.lab.conditions import Evaluation
-from node.lab.scenario import Assert, Scenario
+from node.lab.scenario import Assert, Scenario, Step
 
 
 class Status(enum.Enum):
@@ -46,6 +47,12 @@ class StepOutcome:
     def ok(self) -> bool:
         """Whether the step went as the scenario says (a skipped step did, by its rule)."""
         return self.status in (Status.OK, Status.SKIPPED)
+
+
+StepCallback = Callable[[StepOutcome], None]
+"""Called by a runner as each step ends, with its outcome."""
+StepStartCallback = Callable[[int, Step], None]
+"""Called by a runner as each step begins, with its index (0-based) and the step."""
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,7 +68,9 @@ from node.lab.outcome import (
     STOPPED_DURING,
     ScenarioResult,
     Status,
+    StepCallback,
     StepOutcome,
+    StepStartCallback,
     assert_outcome,
     stopped_steps,
 )
@@ -103,9 +105,6 @@ POLL = 0.25
 """Real seconds between checks of a condition."""
 CLIENTS_FOR = 0.5
 """Real seconds the runner trusts its list of running nodes."""
-
-StepCallback = Callable[[StepOutcome], None]
-StepStartCallback = Callable[[int, Step], None]
 
 
 def run_real(

@@ -39,7 +39,6 @@ import dataclasses
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 
 from node.chainstate import ChainState
 from node.core.block import Block
@@ -61,7 +60,9 @@ from node.lab.outcome import (
     InvariantOutcome,
     ScenarioResult,
     Status,
+    StepCallback,
     StepOutcome,
+    StepStartCallback,
     assert_outcome,
     stopped_steps,
 )
@@ -89,11 +90,6 @@ from node.lab.sim import Simulation, simulate
 from node.lab.trace import Trace
 from node.p2p import P2PConfig
 from node.wallet.payment import build_payment
-
-StepCallback = Callable[[StepOutcome], None]
-"""Called as each step ends, with its outcome."""
-StepStartCallback = Callable[[int, Step], None]
-"""Called as each step begins, with its index (0-based) and the step."""
 
 STEP_FAILURES = (SimulationError, WalletError, RuleError, AddressError)
 """What a step that cannot be done raises (as opposed to a bug, which is a crash)."""
