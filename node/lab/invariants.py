@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from node.chainstate import ChainState
 from node.core.chain import TipStatus
@@ -55,6 +55,7 @@ TIE_BREAKS = 20
 back, making a new tie, until it has none left; twenty outlast any lead a fuzzer case builds."""
 
 Check = Callable[["SimRunner"], Awaitable[list[str]]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -157,14 +158,16 @@ async def _converge(runner: SimRunner) -> list[str]:
     return problems
 
 
+async def _on_running_nodes(
+    runner: SimRunner, read: Callable[[ChainState, Mempool], T]
+) -> list[tuple[str, T]]:
+    """``read`` on every running node's chain (private nodes included), with the node's name."""
+    return [(node.name, await node.query(read)) for node in runner.sim.nodes.values() if node.up]
+
+
 async def _utxo_replay(runner: SimRunner) -> list[str]:
-    problems = []
-    for sim_node in runner.sim.nodes.values():
-        if sim_node.up:
-            report = await sim_node.query(lambda chain, _m: chain.verify())
-            if not report.ok:
-                problems.append(f"{sim_node.name}: {report.summary()}")
-    return problems
+    reports = await _on_running_nodes(runner, lambda chain, _m: chain.verify())
+    return [f"{name}: {report.summary()}" for name, report in reports if not report.ok]
 
 
 async def _supply(runner: SimRunner) -> list[str]:
@@ -174,15 +177,13 @@ async def _supply(runner: SimRunner) -> list[str]:
         return chain.height, sum(coin.value for _, coin in chain.store.iter_coins())
 
     problems = []
-    for sim_node in runner.sim.nodes.values():
-        if sim_node.up:
-            height, total = await sim_node.query(coins)
-            issued = params.supply_at(height)
-            if total > issued:
-                problems.append(
-                    f"{sim_node.name} holds {total} units at height {height}, "
-                    f"but the schedule has issued {issued}"
-                )
+    for name, (height, total) in await _on_running_nodes(runner, coins):
+        issued = params.supply_at(height)
+        if total > issued:
+            problems.append(
+                f"{name} holds {total} units at height {height}, "
+                f"but the schedule has issued {issued}"
+            )
     return problems
 
 
@@ -202,11 +203,11 @@ async def _unique_tx(runner: SimRunner) -> list[str]:
                 seen[txid] = height
         return found
 
-    problems = []
-    for sim_node in runner.sim.nodes.values():
-        if sim_node.up:
-            problems += [f"{sim_node.name}: {p}" for p in await sim_node.query(duplicates)]
-    return problems
+    return [
+        f"{name}: {problem}"
+        for name, problems in await _on_running_nodes(runner, duplicates)
+        for problem in problems
+    ]
 
 
 async def _no_crash(runner: SimRunner) -> list[str]:
@@ -217,13 +218,14 @@ async def _no_crash(runner: SimRunner) -> list[str]:
     ]
 
 
-for _invariant in (
+_BUILT_IN = (
     Invariant("converge", "one tip with the most work on every node after healing", _converge),
     Invariant("utxo-replay", "every UTXO set equals a replay of its chain", _utxo_replay),
     Invariant("supply", "no coin beyond the subsidy schedule", _supply),
     Invariant("unique-tx", "no transaction twice on one chain", _unique_tx),
     Invariant("no-crash", "no node logged an error", _no_crash),
-):
+)
+for _invariant in _BUILT_IN:
     register(_invariant)
 
-DEFAULT_INVARIANTS = ("converge", "utxo-replay", "supply", "unique-tx", "no-crash")
+DEFAULT_INVARIANTS = tuple(invariant.name for invariant in _BUILT_IN)
