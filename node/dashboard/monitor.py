@@ -426,14 +426,11 @@ class NetworkMonitor:
         self._feeds.discard(feed)
 
     def _publish(self, node: str, event: dict[str, Any]) -> None:
-        message = {"type": "event", "node": node, "t": self.elapsed_ms(), "event": event}
-        for feed in self._feeds:
-            feed.push(message)
+        self.broadcast({"type": "event", "node": node, "t": self.elapsed_ms(), "event": event})
         self._changed()
 
     def broadcast(self, message: dict[str, Any]) -> None:
-        """Send a message of another kind (a lesson's progress) to every page, in order with
-        the node events."""
+        """Send a message to every page, in order: node events, actions, a lesson's progress."""
         for feed in self._feeds:
             feed.push(message)
 
@@ -441,9 +438,7 @@ class NetworkMonitor:
         """Remember an action (shown to every page, and to pages opened later)."""
         entry = {"t": self.elapsed_ms(), **entry}
         self.actions.append(entry)
-        message = {"type": "action", **entry}
-        for feed in self._feeds:
-            feed.push(message)
+        self.broadcast({"type": "action", **entry})
         self._changed()
 
     def _changed(self) -> None:
