@@ -239,9 +239,7 @@ def _miner(index: int, table: dict[str, Any]) -> MinerDecl:
     options = STRATEGY_KEYS[kind]
     _known(table, (*MINER_KEYS, *options), "miner", index, f"{where} ({kind})")
     fields = _read(table, MINER_KEYS, "miner", index, where)
-    for key in ("name", "node", "share"):
-        if key not in fields:
-            raise ScenarioError(f"{where} needs {key}", section="miner", index=index)
+    _required(MinerDecl, fields, "miner", index, where)
     fields.pop("strategy", None)
     strategy_fields = _read(table, options, "miner", index, f"{where} ({kind})")
     strategy_class = STRATEGIES[kind]
