@@ -471,15 +471,7 @@ class _Lines:
 
 def dump_scenario(scenario: Scenario) -> str:
     """The scenario as a TOML file that loads back to an equal scenario."""
-    defaults = {f.name: f.default for f in dataclasses.fields(Scenario)}
-    out = ["[scenario]"]
-    for key, kind in SCENARIO_KEYS.items():
-        if key == "nodes":
-            continue
-        value = getattr(scenario, key)
-        if key != "name" and value == defaults.get(key):
-            continue
-        out.append(f"{key} = {_value(value, kind)}")
+    out = ["[scenario]", *_fields(scenario, SCENARIO_KEYS, skip=("nodes",))]
     plain = all(n == NodeDecl(n.name) for n in scenario.nodes)
     if plain:
         out.append(f"nodes = {_value(scenario.node_names, 'names')}")
