@@ -97,17 +97,9 @@ def test_the_room_a_refused_transaction_leaves_goes_to_another() -> None:
     for tx in (rich, poor):
         mempool.accept(tx, chain, chain.height + 1)
 
+    empty = template_on_tip(chain, Mempool(REGTEST), pkh(key("pool")), 2**31)
+
     def template(policy: MiningPolicy) -> list[Transaction]:
-        empty = build_template(
-            REGTEST,
-            parent_hash=chain.tip.hash,
-            height=chain.height + 1,
-            bits=chain.next_bits(),
-            median_time_past=chain.median_time_past(),
-            now=2**31,
-            mempool=Mempool(REGTEST),
-            payout_pubkey_hash=pkh(key("pool")),
-        )
         # Room for one of the two (they are the same size), not both.
         built = build_template(
             REGTEST,
