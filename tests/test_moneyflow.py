@@ -21,6 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from blocktools import make_block
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,7 +29,6 @@ from node.core.block import Block
 from node.core.params import REGTEST
 from node.core.tx import OutPoint, Transaction, TxIn, TxOut, make_coinbase
 from node.moneyflow import Trace, Tracer, apportion, trace_blocks
-from tests.blocktools import make_block
 
 OWNERS = "AXYZ"
 
