@@ -382,6 +382,12 @@ async def test_bodies_that_are_not_json_objects_are_refused(network: Network) ->
             f"{network.url}/api/actions/mine", data=data, headers={"Content-Type": content_type}
         ) as response:
             assert response.status == status, data
+    # An action always says what to do: an empty body is not an empty object, even for heal.
+    async with network.http.post(
+        f"{network.url}/api/actions/heal", data="", headers={"Content-Type": "application/json"}
+    ) as response:
+        assert response.status == 400
+        assert (await response.json())["error"] == "the body is not JSON"
 
 
 async def test_the_page_and_its_files_are_served_from_the_package(network: Network) -> None:

@@ -54,15 +54,20 @@ class BodyError(Exception):
         self.status = status
 
 
-async def json_object(request: web.Request, *, loopback: bool) -> dict[str, Any]:
-    """The body of a request that acts, checked: BodyError (403, 415 or 400) if refused."""
+async def json_object(
+    request: web.Request, *, loopback: bool, allow_empty: bool = False
+) -> dict[str, Any]:
+    """The body of a request that acts, checked: BodyError (403, 415 or 400) if refused.
+
+    ``allow_empty``: an empty body stands for ``{}`` (a lesson's defaults, a stop); an action
+    always says what to do, so for it an empty body is not JSON."""
     refused = refusal(request, loopback=loopback)
     if refused is not None:
         raise BodyError(refused, 403)
     if request.content_type != "application/json":
         raise BodyError("send the request as application/json", 415)
     raw = await request.read()
-    if not raw.strip():
+    if allow_empty and not raw.strip():
         return {}
     try:
         body = loads(raw)

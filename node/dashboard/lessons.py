@@ -340,7 +340,7 @@ async def _current(request: web.Request) -> web.StreamResponse:
 async def _start(request: web.Request) -> web.StreamResponse:
     manager = request.app[LESSONS]
     try:
-        body = await json_object(request, loopback=manager.loopback)
+        body = await json_object(request, loopback=manager.loopback, allow_empty=True)
         name = request.match_info["name"]
         lesson = manager.lessons.get(name)
         if lesson is None:
@@ -357,7 +357,7 @@ async def _start(request: web.Request) -> web.StreamResponse:
 async def _stop(request: web.Request) -> web.StreamResponse:
     manager = request.app[LESSONS]
     try:
-        await json_object(request, loopback=manager.loopback)
+        await json_object(request, loopback=manager.loopback, allow_empty=True)
         run = await manager.stop()
     except (BodyError, LessonError) as exc:
         return json_response({"ok": False, "error": str(exc)}, exc.status)
