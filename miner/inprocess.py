@@ -84,21 +84,11 @@ class NodeSource(WorkSource):
         block = solution.block
         if block is None:
             raise ValueError("in-process work is submitted as a whole block")
-        known_invalid = await self.node.query(
-            lambda chain, _mempool: (
-                (entry := chain.get_entry(block.hash)) is not None and entry.failed
-            )
-        )
-        if known_invalid:
-            return Submission(False, "duplicate-invalid")
-        outcome = await self.node.submit_block(block)
-        if outcome.duplicate:
-            return Submission(False, "duplicate")
-        if outcome.error is not None:
-            return Submission(False, outcome.error.reason)
-        if not outcome.accepted or outcome.orphan or self._tip() != block.hash:
-            return Submission(False, "inconclusive")
-        return Submission(True)
+        try:
+            reason = await self.node.mine_block(block)
+        except InternalError as exc:  # the node closed under the miner
+            raise NodeUnavailableError(str(exc)) from exc
+        return Submission(True) if reason is None else Submission(False, reason)
 
     async def close(self) -> None:
         if self._tips is not None:

@@ -214,6 +214,26 @@ class Node:
             manager.announce_tx(tx, None)
         return outcome
 
+    async def mine_block(self, block: Block) -> str | None:
+        """Submit a block a miner found: None if it became the tip, else BIP 22's word for why
+        not (``duplicate-invalid``, ``duplicate``, a rule's reject reason, ``inconclusive``).
+        What ``submitblock`` answers and what an in-process miner is told."""
+
+        def known_invalid(chain: ChainState, _mempool: Mempool) -> bool:
+            entry = chain.get_entry(block.hash)
+            return entry is not None and entry.failed
+
+        if await self.query(known_invalid):
+            return "duplicate-invalid"
+        outcome = await self.submit_block(block)
+        if outcome.duplicate:
+            return "duplicate"
+        if outcome.error is not None:
+            return outcome.error.reason
+        if not outcome.accepted or outcome.orphan:
+            return "inconclusive"
+        return None if self.tip.hash == block.hash else "inconclusive"
+
     async def submit_tx(self, tx: Transaction) -> MempoolEntry:
         """Admit ``tx`` to the mempool and relay it; RuleError says why not."""
         access, manager = self._parts()

@@ -240,21 +240,7 @@ def decode_block(data: bytes) -> Block:
 
 async def submit(ctx: RpcContext, block: Block) -> str | None:
     """Submit ``block``; None if it became the tip, else a BIP 22 result string."""
-
-    def known_invalid(chain: ChainState, _mempool: Mempool) -> bool:
-        entry = chain.get_entry(block.hash)
-        return entry is not None and entry.failed
-
-    if await ctx.node.query(known_invalid):
-        return "duplicate-invalid"
-    outcome = await ctx.node.submit_block(block)
-    if outcome.duplicate:
-        return "duplicate"
-    if outcome.error is not None:
-        return outcome.error.reason
-    if not outcome.accepted or outcome.orphan:
-        return "inconclusive"
-    return None if ctx.node.tip.hash == block.hash else "inconclusive"
+    return await ctx.node.mine_block(block)
 
 
 @table.method(
