@@ -21,7 +21,6 @@ test's event loop. Through the API the tests:
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+from mining_harness import alive
 
 from node.dashboard import DashboardServer
 from node.dashboard.lesson_runs import Backend
@@ -313,7 +313,7 @@ async def test_a_real_lesson_gets_a_devnet_of_its_own_and_stops_cleanly(dash: Da
     # Stopped: its processes and files gone, the class devnet back on the page, its miner too.
     code, reply = await dash.post("/api/lessons/stop")
     assert code == 200 and reply["run"]["status"] == "stopped", reply
-    assert not any(_alive(pid) for pid in pids)
+    assert not any(alive(pid) for pid in pids)
     assert not lesson_dir.exists()
     assert miner_running(dash.devnet)
     state = await dash.wait_state(lambda s: s["lesson"] is None, "the class devnet again")
@@ -340,18 +340,9 @@ async def test_a_dashboard_stopped_during_a_lesson_leaves_nothing_running(
     assert lesson_state is not None
     found = [n.pid for n in lesson_state.nodes] + [m.pid for m in lesson_state.miners]
     pids = [pid for pid in found if pid is not None]
-    assert pids and not any(_alive(pid) for pid in pids)
+    assert pids and not any(alive(pid) for pid in pids)
     assert not lesson_dir.exists()
     assert miner_running(class_devnet)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
 
 
 async def test_a_long_lesson_is_simulated_by_default_and_live_one_untick_away() -> None:
